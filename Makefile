@@ -1,0 +1,36 @@
+# Two commands: `make run` and `make test`. Both create .venv if missing,
+# install the pinned requirements, apply migrations and create the signing key.
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+PORT    ?= 8000
+STAMP   := $(VENV)/.requirements-installed
+PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+.PHONY: run test test-postgres setup install bench clean-instance
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+setup: $(STAMP)
+	mkdir -p instance
+	$(VENV)/bin/alembic -c migrations/alembic.ini upgrade head
+	$(VENV)/bin/flask --app app ledger init-key
+
+run: setup
+	$(VENV)/bin/gunicorn --bind 127.0.0.1:$(PORT) --workers 2 --threads 4 \
+		--worker-class gthread --access-logfile - 'app:create_app()'
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The same suite against PostgreSQL (each run makes and drops its own database).
+test-postgres: install
+	DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m bench.ledger

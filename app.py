@@ -1,0 +1,211 @@
+"""Application factory: ``create_app(config=None)`` is the one way in.
+
+Configuration comes from environment variables (documented in README.md);
+tests pass a dict that overrides them. Each package wires itself with an
+``init_app``: the ledger (API, CLI, signer) and the governance domain.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import Flask, current_app, jsonify
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
+
+import governance
+import ledger
+from ledger.errors import LedgerError
+from ledger.http import error_body, handle_domain_error
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+ALEMBIC_INI = BASE_DIR / "migrations" / "alembic.ini"
+
+
+def database_settings() -> tuple[str, str | None]:
+    """Return (DATABASE_URL, DATABASE_SCHEMA) from the environment, with defaults."""
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'ledger.db'}"
+    return url, os.environ.get("DATABASE_SCHEMA") or None
+
+
+def config_from_env() -> dict:
+    """Return the configuration read from environment variables."""
+    env = os.environ.get
+    url, schema = database_settings()
+    key = env("LEDGER_SIGNING_KEY") or str(INSTANCE_DIR / "ledger-signing.key")
+    return {
+        "DATABASE_URL": url,
+        "DATABASE_SCHEMA": schema,
+        "LEDGER_ORIGIN": env("LEDGER_ORIGIN", "localhost/ml-governance-ledger"),
+        "LEDGER_SIGNING_KEY": key,
+        "LEDGER_SIGNING_KEY_PASSPHRASE": env("LEDGER_SIGNING_KEY_PASSPHRASE"),
+        "LEDGER_SIGNER_STATE": env("LEDGER_SIGNER_STATE") or f"{key}.state.json",
+        "LEDGER_TRUSTED_KEYS": env("LEDGER_TRUSTED_KEYS") or f"{key}.trusted.json",
+        "LEDGER_CHECKPOINT_DIR": env("LEDGER_CHECKPOINT_DIR", str(INSTANCE_DIR / "checkpoints")),
+        "LEDGER_CHECKPOINT_EVERY": int(env("LEDGER_CHECKPOINT_EVERY", "10000")),
+        "LEDGER_CHECKPOINT_SECONDS": float(env("LEDGER_CHECKPOINT_SECONDS", "60")),
+        "LEDGER_VERIFY_STATE": env("LEDGER_VERIFY_STATE") or str(INSTANCE_DIR / "ledger-verify-state.json"),
+        "LEDGER_MAX_PAYLOAD_BYTES": int(env("LEDGER_MAX_PAYLOAD_BYTES", str(1024 * 1024))),
+        "LEDGER_BACKGROUND_CHECKPOINTS": env("LEDGER_BACKGROUND_CHECKPOINTS", "1") == "1",
+        "MAX_CONTENT_LENGTH": int(env("MAX_CONTENT_LENGTH", str(2 * 1024 * 1024))),
+    }
+
+
+class JsonErrorApi(Api):
+    """flask-smorest Api whose error bodies always carry code, status, message."""
+
+    def handle_http_exception(self, error: HTTPException):
+        payload, code, headers = super().handle_http_exception(error)
+        payload.setdefault("message", error.description if code < 500 else "internal error")
+        if "errors" in payload and code == 422:
+            payload["message"] = "validation failed: " + _describe(payload["errors"])
+        return payload, code, headers
+
+
+def _describe(errors) -> str:
+    parts = []
+    for location, fields in (errors or {}).items():
+        if isinstance(fields, dict):
+            parts.extend(f"{name}: {msgs if isinstance(msgs, str) else '; '.join(map(str, msgs))}"
+                         if isinstance(msgs, (list, str)) else f"{name}: invalid"
+                         for name, msgs in fields.items())
+        else:
+            parts.append(f"{location}: {fields}")
+    return ", ".join(parts) or "invalid input"
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the application; ``config`` overrides values from the environment."""
+    app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    app.config.update(config_from_env())
+    app.config.update({
+        "API_TITLE": "ML governance ledger",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "API_SPEC_OPTIONS": {"components": {"securitySchemes": {
+            "bearerAuth": {"type": "http", "scheme": "bearer"}}}},
+    })
+    if config:
+        app.config.update(config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    app.extensions["db_engine"] = ledger.make_engine(app.config["DATABASE_URL"],
+                                                     schema=app.config["DATABASE_SCHEMA"])
+    api = JsonErrorApi(app)
+    ledger_service = ledger.init_app(app, api)
+    governance.init_app(app, api)
+
+    app.register_error_handler(LedgerError, handle_domain_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    _register_health(app)
+    _register_db_cli(app)
+    if app.config["LEDGER_BACKGROUND_CHECKPOINTS"]:
+        _start_timer_on_first_request(app, ledger_service)
+    return app
+
+
+def _unexpected_error(error: Exception):
+    if isinstance(error, HTTPException):  # routed here only if smorest did not take it
+        return error_body(error.code, error.name, error.description), error.code
+    current_app.logger.exception("unhandled error")
+    return error_body(500, HTTP_STATUS_CODES[500], "internal error"), 500
+
+
+def _start_timer_on_first_request(app: Flask, ledger_service) -> None:
+    # Started lazily in the serving process (after gunicorn forks), never in
+    # CLI commands, where a background signer would be a surprise.
+    started = {"pid": None}
+    lock = threading.Lock()
+
+    @app.before_request
+    def _timer():
+        if started["pid"] != os.getpid():
+            with lock:
+                if started["pid"] != os.getpid():
+                    ledger_service.start_checkpoint_timer()
+                    started["pid"] = os.getpid()
+
+
+def alembic_config(connection=None) -> AlembicConfig:
+    """Return the Alembic config, optionally bound to an open connection."""
+    cfg = AlembicConfig(str(ALEMBIC_INI))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def migration_head() -> str:
+    """Return the newest migration revision."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def upgrade_database(engine) -> None:
+    """Apply every migration to the engine's database."""
+    from alembic import command
+
+    with engine.connect() as conn:
+        command.upgrade(alembic_config(conn), "head")
+        conn.commit()
+
+
+def _register_health(app: Flask) -> None:
+    head = migration_head()
+
+    @app.get("/healthz")
+    def healthz():
+        """Process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz():
+        """Database reachable, migrations at head, signing key loaded, no rollback."""
+        engine = app.extensions["db_engine"]
+        service = app.extensions["ledger"]
+        checks = {}
+        try:
+            with engine.connect() as conn:
+                current = MigrationContext.configure(conn).get_current_revision()
+            checks["database"] = "ok"
+            checks["migrations"] = "ok" if current == head else f"at {current}, head is {head}"
+        except Exception as e:  # any driver error means not ready
+            checks["database"] = f"unreachable: {e.__class__.__name__}"
+            checks["migrations"] = "unknown"
+        if checks["database"] == "ok" and checks["migrations"] == "ok":
+            try:
+                key = service.signing_key()
+                checks["signing_key"] = f"ok ({key.key_id[:16]})"
+            except LedgerError as e:
+                checks["signing_key"] = str(e)
+            try:
+                service.ensure_writable()
+                checks["ledger"] = "ok"
+            except LedgerError as e:
+                checks["ledger"] = str(e)
+        for name, check in governance.readiness_checks(app).items():
+            checks[name] = check
+        ready = all(v == "ok" or v.startswith("ok ") for v in checks.values())
+        return jsonify({"status": "ready" if ready else "not ready", "checks": checks}), (200 if ready else 503)
+
+
+def _register_db_cli(app: Flask) -> None:
+    import click
+
+    @app.cli.group("db")
+    def db_cli():
+        """Database schema (Alembic migrations)."""
+
+    @db_cli.command("upgrade")
+    def upgrade():
+        """Apply every pending migration."""
+        upgrade_database(app.extensions["db_engine"])
+        click.echo(f"database at {migration_head()}")

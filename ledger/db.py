@@ -1,0 +1,58 @@
+"""Database engines for the ledger: SQLite (WAL, FULL sync) and PostgreSQL.
+
+SQLite transactions are begun explicitly so that ledger writes can take the
+write lock up front with ``BEGIN IMMEDIATE`` (two writers can then never both
+read the same head) while readers use a plain deferred ``BEGIN``; the driver's
+own transaction handling is switched off, as the SQLAlchemy documentation
+recommends for pysqlite. ``synchronous=FULL`` makes every acknowledged commit
+survive power loss. PostgreSQL keeps its defaults (``synchronous_commit=on``);
+an optional schema isolates one ledger (or one test) inside a database.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+
+WRITE_OPTION = "ledger_write"
+SQLITE_BUSY_TIMEOUT_S = 60
+
+
+def is_sqlite(engine_or_url) -> bool:
+    """True if the engine or URL is SQLite."""
+    url = engine_or_url.url if isinstance(engine_or_url, Engine) else make_url(engine_or_url)
+    return url.get_backend_name() == "sqlite"
+
+
+def make_engine(url: str, schema: str | None = None, **kwargs) -> Engine:
+    """Create an engine configured for durable, serialisable ledger appends."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_S, "isolation_level": None,
+                        "check_same_thread": False}
+        engine = create_engine(parsed, connect_args=connect_args, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    connect_args = {}
+    if schema:
+        if not schema.replace("_", "").isalnum():
+            raise ValueError(f"schema name {schema!r} must be alphanumeric")
+        connect_args["options"] = f"-c search_path={schema}"
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(parsed, connect_args=connect_args, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        immediate = conn.get_execution_options().get(WRITE_OPTION)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -1,0 +1,113 @@
+"""HTTP plumbing shared by every blueprint: strict JSON, roles, error bodies.
+
+- :class:`Blueprint` parses JSON bodies with :func:`ledger.canonical.loads_strict`
+  (duplicate keys, NaN/Infinity, lone surrogates and unsafe integers are a
+  400), so what a handler sees always has a canonical form.
+- :func:`require_roles` asks the authorizer the application registered (the
+  governance package's token and OIDC check) for the principal. With no
+  authorizer registered every protected endpoint answers 401: closed by
+  default.
+- :data:`ERROR_STATUS` maps domain errors to status codes in one place;
+  :func:`error_body` gives every error one JSON shape.
+"""
+
+from __future__ import annotations
+
+import functools
+import typing
+
+import flask_smorest
+from flask import current_app, g
+from webargs import core
+from webargs.flaskparser import FlaskParser, abort, is_json_request
+
+from .canonical import loads_strict
+from .errors import (
+    CanonicalizationError, CheckpointFormatError, EntryNotFoundError, EntryValidationError,
+    LedgerError, LedgerUnavailableError, ProofRangeError, RollbackError, SigningKeyError,
+)
+
+AUTHORIZER_KEY = "authorizer"
+
+# Domain error -> HTTP status. Anything not listed is a 500 with no details.
+ERROR_STATUS: dict[type, int] = {
+    EntryNotFoundError: 404,
+    ProofRangeError: 400,
+    EntryValidationError: 422,
+    CanonicalizationError: 400,
+    CheckpointFormatError: 400,
+    LedgerUnavailableError: 503,
+    RollbackError: 503,
+    SigningKeyError: 503,
+}
+
+
+def status_for(error: Exception) -> int:
+    """Return the HTTP status for a domain error (500 if unmapped)."""
+    for cls in type(error).__mro__:
+        if cls in ERROR_STATUS:
+            return ERROR_STATUS[cls]
+    return 500
+
+
+def error_body(code: int, status: str, message: str, errors: dict | None = None) -> dict:
+    """Return the one error body shape: code, status, message and errors."""
+    body = {"code": code, "status": status, "message": message}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+class StrictParser(FlaskParser):
+    """webargs parser whose JSON loader refuses ambiguous JSON."""
+
+    def _raw_load_json(self, req) -> typing.Any:
+        if not is_json_request(req):
+            return core.missing
+        data = req.get_data(cache=True)
+        if not data:
+            abort(400, message="the request body is empty; send a JSON object",
+                  messages={"json": ["Request body is empty."]})
+        try:
+            return loads_strict(data)
+        except CanonicalizationError as e:
+            abort(400, message=f"invalid JSON body: {e}", messages={"json": [str(e)]})
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest blueprint with the strict JSON parser."""
+
+    ARGUMENTS_PARSER = StrictParser()
+
+
+def require_roles(*roles: str):
+    """Decorate a view so it needs a principal holding any of ``roles``.
+
+    The principal is left in ``g.principal`` for the handler (it becomes the
+    ``actor`` of any entry written).
+    """
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            authorizer = current_app.extensions.get(AUTHORIZER_KEY)
+            if authorizer is None:
+                abort(401, message="authentication required: no authorizer is configured")
+            g.principal = authorizer(roles)
+            return view(*args, **kwargs)
+
+        wrapper.required_roles = roles
+        return wrapper
+
+    return decorate
+
+
+def handle_domain_error(error: LedgerError):
+    """Render a domain error with the status from :data:`ERROR_STATUS`."""
+    from werkzeug.http import HTTP_STATUS_CODES
+
+    code = status_for(error)
+    message = str(error) if code < 500 or code == 503 else "internal error"
+    if code >= 500 and code != 503:
+        current_app.logger.exception("unmapped domain error")
+    return error_body(code, HTTP_STATUS_CODES.get(code, "Error"), message), code

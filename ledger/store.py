@@ -1,0 +1,299 @@
+"""Persistence of entries, checkpoints and public keys, behind one class.
+
+SQL lives here and only here. Rows become plain values (:class:`StoredEntry`,
+:class:`StoredCheckpoint`, :class:`PublicKeyRecord`) in this module. The hot
+statements go to the driver directly (``exec_driver_sql`` with tuples) because
+SQLAlchemy's per-row parameter processing would cost more than the insert
+itself (see ``docs/performance.md``). The schema is created by Alembic
+(``migrations/``), including the triggers that make entries and checkpoints
+append-only; this module never issues UPDATE or DELETE on them.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from .db import WRITE_OPTION, is_sqlite
+from .errors import LedgerError
+from .merkle import HASH_SIZE, Node
+
+ENTRY_TABLE = "ledger_entry"
+CHECKPOINT_TABLE = "ledger_checkpoint"
+KEY_TABLE = "ledger_key"
+ENTRY_COLUMNS = "seq, ts, kind, actor, subject, canonical, leaf_hash, nodes"
+
+
+class IndexCorruptError(LedgerError):
+    """A stored Merkle node is missing or has the wrong length."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """One ledger row as stored."""
+
+    seq: int
+    ts: str
+    kind: str
+    actor: str
+    subject: str
+    canonical: bytes
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The last entry: what the next append chains to."""
+
+    seq: int
+    leaf_hash: bytes
+    ts: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """A signed checkpoint row."""
+
+    id: int
+    tree_size: int
+    root_hash: bytes
+    timestamp: str
+    key_id: str
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKeyRecord:
+    """A public signing key the ledger has used."""
+
+    key_id: str
+    public_key: bytes
+    algorithm: str
+    name: str
+    created: str
+    retired: str | None
+
+
+class LedgerStore:
+    """SQL storage of one ledger in one database (or PostgreSQL schema)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.sqlite = is_sqlite(engine)
+        p = "?" if self.sqlite else "%s"
+        self._p = p
+        self._insert_entry = (
+            f"INSERT INTO {ENTRY_TABLE} ({ENTRY_COLUMNS}) VALUES ({', '.join([p] * 8)})"
+        )
+        self._lock_sql = (
+            None if self.sqlite
+            # Advisory lock scoped to the schema, so two ledgers in two schemas
+            # of one database never wait on each other.
+            else "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '.ledger', 0))"
+        )
+
+    # -- transactions ---------------------------------------------------------
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[Connection]:
+        """Open a transaction holding the ledger's append lock; commit on success.
+
+        SQLite: ``BEGIN IMMEDIATE`` (waits up to the busy timeout). PostgreSQL:
+        a transaction-level advisory lock, released by commit or rollback.
+        """
+        with self.engine.connect() as conn:
+            if self.sqlite:
+                conn = conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                if self._lock_sql:
+                    conn.exec_driver_sql(self._lock_sql)
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """Open a read-only connection (one consistent snapshot per transaction)."""
+        with self.engine.connect() as conn:
+            with conn.begin():
+                yield conn
+
+    # -- entries --------------------------------------------------------------
+
+    def head(self, conn: Connection) -> Head | None:
+        """Return the last entry's seq, leaf hash and timestamp, or None if empty."""
+        row = conn.exec_driver_sql(
+            f"SELECT seq, leaf_hash, ts FROM {ENTRY_TABLE} ORDER BY seq DESC LIMIT 1"
+        ).first()
+        return Head(row[0], bytes(row[1]), row[2]) if row else None
+
+    def size(self, conn: Connection) -> int:
+        """Return the number of entries (head seq + 1, or 0)."""
+        head = self.head(conn)
+        return head.seq + 1 if head else 0
+
+    def insert_entries(self, conn: Connection, rows: list[tuple]) -> None:
+        """Insert entry rows ``(seq, ts, kind, actor, subject, canonical, leaf_hash, nodes)``."""
+        if len(rows) == 1:
+            conn.exec_driver_sql(self._insert_entry, rows[0])
+        else:
+            conn.exec_driver_sql(self._insert_entry, rows)
+
+    def entry(self, conn: Connection, seq: int) -> StoredEntry | None:
+        """Return the entry with ``seq``, or None."""
+        row = conn.exec_driver_sql(
+            f"SELECT seq, ts, kind, actor, subject, canonical, leaf_hash FROM {ENTRY_TABLE} "
+            f"WHERE seq = {self._p}", (seq,)
+        ).first()
+        return _entry(row) if row else None
+
+    def entries(self, conn: Connection, start: int, limit: int) -> list[StoredEntry]:
+        """Return up to ``limit`` entries from ``start`` in seq order."""
+        rows = conn.exec_driver_sql(
+            f"SELECT seq, ts, kind, actor, subject, canonical, leaf_hash FROM {ENTRY_TABLE} "
+            f"WHERE seq >= {self._p} ORDER BY seq LIMIT {self._p}", (start, limit)
+        ).all()
+        return [_entry(row) for row in rows]
+
+    def stream_for_verify(self, conn: Connection, start: int = 0, batch: int = 20000
+                          ) -> Iterator[tuple[int, bytes, bytes, bytes | None]]:
+        """Yield ``(seq, canonical, leaf_hash, nodes)`` from ``start`` in seq order.
+
+        Pages by primary key so memory stays flat on any database size.
+        """
+        sql = (f"SELECT seq, canonical, leaf_hash, nodes FROM {ENTRY_TABLE} "
+               f"WHERE seq >= {self._p} ORDER BY seq LIMIT {batch}")
+        position = start
+        while True:
+            rows = conn.exec_driver_sql(sql, (position,)).fetchall()
+            if not rows:
+                return
+            yield from rows
+            position = rows[-1][0] + 1
+            if len(rows) < batch:
+                return
+
+    def fetch_nodes(self, conn: Connection, nodes: list[Node]) -> list[bytes]:
+        """Return the stored hashes of perfect nodes, in the order asked.
+
+        A node of level L lives in the row of its last leaf: level 0 is that
+        row's leaf hash, level L >= 1 is bytes ``32*(L-1):32*L`` of its nodes.
+
+        Raises:
+            IndexCorruptError: a row is missing or its node column too short.
+        """
+        if not nodes:
+            return []
+        seqs = sorted({node.last_leaf for node in nodes})
+        placeholders = ", ".join([self._p] * len(seqs))
+        rows = conn.exec_driver_sql(
+            f"SELECT seq, leaf_hash, nodes FROM {ENTRY_TABLE} WHERE seq IN ({placeholders})",
+            tuple(seqs),
+        ).all()
+        by_seq = {row[0]: row for row in rows}
+        hashes = []
+        for node in nodes:
+            row = by_seq.get(node.last_leaf)
+            if row is None:
+                raise IndexCorruptError(f"entry {node.last_leaf} is missing (needed for a proof)")
+            if node.level == 0:
+                value = bytes(row[1])
+            else:
+                stored = bytes(row[2] or b"")
+                value = stored[(node.level - 1) * HASH_SIZE: node.level * HASH_SIZE]
+            if len(value) != HASH_SIZE:
+                raise IndexCorruptError(
+                    f"entry {node.last_leaf} lacks the level-{node.level} node hash"
+                )
+            hashes.append(value)
+        return hashes
+
+    # -- checkpoints ----------------------------------------------------------
+
+    def insert_checkpoint(self, conn: Connection, tree_size: int, root_hash: bytes,
+                          timestamp: str, key_id: str, note: str) -> None:
+        """Store a signed checkpoint."""
+        p = self._p
+        conn.exec_driver_sql(
+            f"INSERT INTO {CHECKPOINT_TABLE} (tree_size, root_hash, ts, key_id, note) "
+            f"VALUES ({p}, {p}, {p}, {p}, {p})",
+            (tree_size, root_hash, timestamp, key_id, note),
+        )
+
+    def latest_checkpoint(self, conn: Connection) -> StoredCheckpoint | None:
+        """Return the checkpoint with the largest tree size (newest on ties)."""
+        row = conn.exec_driver_sql(
+            f"SELECT id, tree_size, root_hash, ts, key_id, note FROM {CHECKPOINT_TABLE} "
+            "ORDER BY tree_size DESC, id DESC LIMIT 1"
+        ).first()
+        return _checkpoint(row) if row else None
+
+    def checkpoints(self, conn: Connection, min_size: int = 0) -> list[StoredCheckpoint]:
+        """Return every checkpoint with ``tree_size >= min_size``, smallest first."""
+        rows = conn.exec_driver_sql(
+            f"SELECT id, tree_size, root_hash, ts, key_id, note FROM {CHECKPOINT_TABLE} "
+            f"WHERE tree_size >= {self._p} ORDER BY tree_size, id", (min_size,)
+        ).all()
+        return [_checkpoint(row) for row in rows]
+
+    def checkpoint_by_size(self, conn: Connection, tree_size: int) -> StoredCheckpoint | None:
+        """Return the newest checkpoint of exactly ``tree_size``, or None."""
+        row = conn.exec_driver_sql(
+            f"SELECT id, tree_size, root_hash, ts, key_id, note FROM {CHECKPOINT_TABLE} "
+            f"WHERE tree_size = {self._p} ORDER BY id DESC LIMIT 1", (tree_size,)
+        ).first()
+        return _checkpoint(row) if row else None
+
+    # -- keys -----------------------------------------------------------------
+
+    def public_keys(self, conn: Connection) -> list[PublicKeyRecord]:
+        """Return every public key, oldest first."""
+        rows = conn.exec_driver_sql(
+            f"SELECT key_id, public_key, algorithm, name, created, retired FROM {KEY_TABLE} "
+            "ORDER BY created, key_id"
+        ).all()
+        return [PublicKeyRecord(r[0], bytes(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+
+    def insert_public_key(self, conn: Connection, record: PublicKeyRecord) -> bool:
+        """Store a public key unless its key id is already there; True if inserted."""
+        p = self._p
+        exists = conn.exec_driver_sql(
+            f"SELECT 1 FROM {KEY_TABLE} WHERE key_id = {p}", (record.key_id,)
+        ).first()
+        if exists:
+            return False
+        conn.exec_driver_sql(
+            f"INSERT INTO {KEY_TABLE} (key_id, public_key, algorithm, name, created, retired) "
+            f"VALUES ({p}, {p}, {p}, {p}, {p}, {p})",
+            (record.key_id, record.public_key, record.algorithm, record.name,
+             record.created, record.retired),
+        )
+        return True
+
+    def retire_public_key(self, conn: Connection, key_id: str, when: str) -> None:
+        """Mark a key retired (the only change the key table's trigger allows)."""
+        p = self._p
+        conn.exec_driver_sql(
+            f"UPDATE {KEY_TABLE} SET retired = {p} WHERE key_id = {p} AND retired IS NULL",
+            (when, key_id),
+        )
+
+    # -- health ---------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Run a trivial query; raises on an unreachable database."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except DBAPIError as e:
+            raise LedgerError(f"database unreachable: {e.orig.__class__.__name__}") from e
+
+
+def _entry(row) -> StoredEntry:
+    return StoredEntry(row[0], row[1], row[2], row[3], row[4], bytes(row[5]), bytes(row[6]))
+
+
+def _checkpoint(row) -> StoredCheckpoint:
+    return StoredCheckpoint(row[0], row[1], bytes(row[2]), row[3], row[4], row[5])

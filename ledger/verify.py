@@ -1,0 +1,430 @@
+"""Verification of a whole ledger (or of what was added since the last run).
+
+Full mode walks every entry once: recomputes its leaf hash from the stored
+bytes, checks its ``seq``, its ``prev`` link and its timestamp, rebuilds the
+Merkle tree on the way (checking the stored proof nodes), and compares the
+root with every *anchor* when the walk reaches its size. Anchors are the
+checkpoints in the database (signature checked first, against the trusted
+keys file, not the database's key table) and the externally kept ones: the
+signer's state file and the published mirror directory. A database rewritten
+with every later hash recomputed passes the chain checks but not the anchors
+kept outside it.
+
+Incremental mode starts from the last verified (size, root) recorded in the
+verifier's state file: the stored frontier must fold to that root, the latest
+checkpoint must be consistent with it (RFC 9162 consistency proof), and only
+the newer entries are walked.
+
+The result is a :class:`VerificationReport` listing every fault with its
+``seq`` or checkpoint size; it is falsy when anything is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .checkpoint import note_key_hash, parse_checkpoint_body, parse_signed_note
+from .entry import ZERO_HASH, read_envelope, utc_timestamp
+from .errors import (
+    CheckpointFormatError, EntryValidationError, ProofVerificationError, SignatureError,
+    SignerStateError,
+)
+from .keys import TrustedKey
+from .merkle import EMPTY_ROOT, Frontier, inclusion_plan, leaf_hash
+from .proofs import verify_consistency, verify_inclusion
+from .signer import _atomic_write
+from .signing import verify_signature
+from .store import IndexCorruptError
+
+PAYLOAD_CHANGED = "payload_changed"
+ENTRY_MISSING = "entry_missing"
+ORDER_CHANGED = "order_changed"
+CHAIN_BROKEN = "chain_broken"
+MALFORMED_ENTRY = "malformed_entry"
+INDEX_CORRUPT = "index_corrupt"
+CHECKPOINT_FORGED = "checkpoint_forged"
+CHECKPOINT_UNTRUSTED_KEY = "checkpoint_untrusted_key"
+CHECKPOINT_INCONSISTENT = "checkpoint_inconsistent"
+EXTERNAL_MISMATCH = "external_checkpoint_mismatch"
+ROLLED_BACK = "rolled_back"
+
+PROGRESS_EVERY = 10_000
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One thing found wrong."""
+
+    kind: str
+    message: str
+    seq: int | None = None
+    checkpoint_size: int | None = None
+    source: str = "database"
+
+    def __str__(self) -> str:
+        where = f"seq {self.seq}" if self.seq is not None else f"checkpoint size {self.checkpoint_size}"
+        return f"{where}: {self.kind}: {self.message}"
+
+
+@dataclass
+class VerificationReport:
+    """Everything a verification run checked and found."""
+
+    mode: str
+    start: int = 0
+    tree_size: int = 0
+    root_hash: bytes = EMPTY_ROOT
+    entries_checked: int = 0
+    checkpoints_checked: int = 0
+    external_checked: int = 0
+    trust: str = ""
+    faults: list[Fault] = field(default_factory=list)
+    verified_checkpoint: tuple[int, bytes] | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when no fault was found."""
+        return not self.faults
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    @property
+    def first_bad_seq(self) -> int | None:
+        """The lowest seq named by a fault, if any."""
+        seqs = [f.seq for f in self.faults if f.seq is not None]
+        return min(seqs) if seqs else None
+
+    def kinds(self) -> set[str]:
+        """The set of fault kinds found."""
+        return {f.kind for f in self.faults}
+
+    def summary(self) -> str:
+        """One line for the end of a run."""
+        scope = (f"entries {self.start}..{self.tree_size - 1}" if self.tree_size > self.start
+                 else "no new entries")
+        counts = (f"{self.entries_checked} entries, {self.checkpoints_checked} checkpoints, "
+                  f"{self.external_checked} external anchors")
+        if self.ok:
+            return f"OK ({self.mode}): {scope}; checked {counts}; root {self.root_hash.hex()}"
+        first = self.first_bad_seq
+        where = f"first bad seq {first}" if first is not None else str(self.faults[0])
+        return f"FAILED ({self.mode}): {len(self.faults)} fault(s), {where}; checked {counts}"
+
+    def add(self, kind: str, message: str, **where) -> None:
+        """Record a fault."""
+        self.faults.append(Fault(kind, message, **where))
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A (size, root) the walk must meet, and where it came from."""
+
+    tree_size: int
+    root: bytes
+    source: str
+    label: str
+
+
+class VerifierStateFile:
+    """The last (size, root) a verification run established, kept outside the database."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def read(self) -> tuple[int, bytes] | None:
+        """Return (tree_size, root) or None."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            return int(data["tree_size"]), bytes.fromhex(data["root_hash"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise SignerStateError(f"verifier state {self.path} is unreadable: {e}") from e
+
+    def write(self, tree_size: int, root: bytes) -> None:
+        """Record a verified (size, root)."""
+        body = json.dumps({"tree_size": tree_size, "root_hash": root.hex(),
+                           "verified_at": utc_timestamp()}, indent=2) + "\n"
+        _atomic_write(self.path, body.encode())
+
+
+def check_note(note: str, origin: str, trusted: list[TrustedKey]) -> tuple[int, bytes, str]:
+    """Verify a checkpoint note against trusted keys; return (size, root, key id).
+
+    Signature lines from keys that are not trusted are ignored, as the signed
+    note specification requires; at least one trusted signature must verify.
+
+    Raises:
+        CheckpointFormatError: the note or its body is malformed.
+        SignatureError: no trusted key signed it, or its signature is forged.
+    """
+    body_text, signatures = parse_signed_note(note)
+    body = parse_checkpoint_body(body_text)
+    if body.origin != origin:
+        raise CheckpointFormatError(f"checkpoint is for log {body.origin!r}, not {origin!r}")
+    by_hash = {(k.name, note_key_hash(k.name, k.public_key)): k for k in trusted}
+    for signature in signatures:
+        key = by_hash.get((signature.name, signature.key_hash))
+        if key is None:
+            continue
+        try:
+            verify_signature(key.public_key, body_text.encode(), signature.signature)
+        except SignatureError as e:
+            raise SignatureError(f"signature by key {key.key_id[:16]} does not verify (forged)") from e
+        return body.tree_size, body.root_hash, key.key_id
+    names = ", ".join(f"{s.name}/{s.key_hash.hex()}" for s in signatures)
+    raise SignatureError(f"not signed by any trusted key (signed by {names})")
+
+
+class LedgerVerifier:
+    """Runs full or incremental verification of one ledger."""
+
+    def __init__(self, ledger, trusted_keys: list[TrustedKey] | None = None,
+                 verifier_state: VerifierStateFile | None = None, use_external: bool = True,
+                 progress: Callable[[int], None] | None = None):
+        self.ledger = ledger
+        self.store = ledger.store
+        self.origin = ledger.settings.origin
+        self._trusted = trusted_keys
+        self.verifier_state = verifier_state
+        self.use_external = use_external
+        self.progress = progress
+
+    def _trusted_keys(self, conn, report: VerificationReport) -> list[TrustedKey]:
+        if self._trusted is not None:
+            report.trust = "given keys"
+            return self._trusted
+        keys_file = self.ledger.trusted_keys
+        if keys_file is not None and keys_file.exists():
+            report.trust = f"trusted keys file {keys_file.path}"
+            return keys_file.read()
+        report.trust = "database key table (no trusted keys file: weaker)"
+        return [TrustedKey(k.key_id, k.name, k.public_key, k.created, k.retired)
+                for k in self.store.public_keys(conn)]
+
+    # -- anchors --------------------------------------------------------------
+
+    def _database_anchors(self, conn, trusted, report, min_size: int) -> list[Anchor]:
+        anchors = []
+        for cp in self.store.checkpoints(conn, min_size):
+            report.checkpoints_checked += 1
+            where = {"checkpoint_size": cp.tree_size}
+            try:
+                size, root, key_id = check_note(cp.note, self.origin, trusted)
+            except SignatureError as e:
+                kind = CHECKPOINT_FORGED if "forged" in str(e) else CHECKPOINT_UNTRUSTED_KEY
+                report.add(kind, f"checkpoint #{cp.id}: {e}", **where)
+                continue
+            except CheckpointFormatError as e:
+                report.add(CHECKPOINT_FORGED, f"checkpoint #{cp.id} is malformed: {e}", **where)
+                continue
+            if (size, root, key_id) != (cp.tree_size, cp.root_hash, cp.key_id):
+                report.add(CHECKPOINT_FORGED,
+                           f"checkpoint #{cp.id}: its row (size {cp.tree_size}, root "
+                           f"{cp.root_hash.hex()[:16]}..) differs from its signed note (size {size}, "
+                           f"root {root.hex()[:16]}..)", **where)
+                continue
+            anchors.append(Anchor(size, root, "database", f"checkpoint #{cp.id}"))
+        return anchors
+
+    def _external_anchors(self, trusted, report, min_size: int) -> list[Anchor]:
+        anchors = []
+        if not self.use_external:
+            return anchors
+        signer_state = self.ledger.signer_state
+        if signer_state is not None:
+            try:
+                state = signer_state.read()
+            except SignerStateError as e:
+                report.add(EXTERNAL_MISMATCH, str(e), checkpoint_size=0, source="signer state")
+                state = None
+            if state and state.tree_size >= min_size:
+                report.external_checked += 1
+                anchors.append(Anchor(state.tree_size, state.root, "external",
+                                      f"signer state {signer_state.path}"))
+        mirror = self.ledger.mirror
+        if mirror is not None:
+            for path, note in mirror.notes():
+                try:
+                    size, root, _ = check_note(note, self.origin, trusted)
+                except (SignatureError, CheckpointFormatError) as e:
+                    report.add(EXTERNAL_MISMATCH, f"published checkpoint {path.name}: {e}",
+                               checkpoint_size=0, source="mirror")
+                    continue
+                if size >= min_size:
+                    report.external_checked += 1
+                    anchors.append(Anchor(size, root, "external", f"published checkpoint {path.name}"))
+        return anchors
+
+    # -- the walk ---------------------------------------------------------------
+
+    def _walk(self, conn, report, start, stop, frontier, prev_leaf, last_ts, anchors) -> None:
+        pending = {}
+        for anchor in anchors:
+            pending.setdefault(anchor.tree_size, []).append(anchor)
+        self._meet(report, frontier, pending.pop(frontier.size, []))
+        expected = start
+        prev_stored = prev_leaf
+        after_gap = False
+        tree_broken = False
+        for seq, canonical, stored_leaf, nodes in self.store.stream_for_verify(conn, start):
+            if seq >= stop:
+                break
+            canonical = bytes(canonical)
+            stored_leaf = bytes(stored_leaf)
+            if seq != expected:
+                report.add(ENTRY_MISSING, f"entries {expected}..{seq - 1} are missing"
+                           if seq - expected > 1 else f"entry {expected} is missing", seq=expected)
+                expected = seq
+                after_gap = tree_broken = True
+            leaf = leaf_hash(canonical)
+            changed = leaf != stored_leaf
+            if changed:
+                report.add(PAYLOAD_CHANGED, f"stored bytes hash to {leaf.hex()}, but the entry was "
+                           f"recorded with hash {stored_leaf.hex()}", seq=seq)
+            try:
+                envelope = read_envelope(canonical)
+            except EntryValidationError as e:
+                report.add(MALFORMED_ENTRY, str(e), seq=seq)
+                envelope = None
+            if envelope is not None:
+                if envelope.seq != seq:
+                    report.add(ORDER_CHANGED, f"position {seq} holds the entry written as seq "
+                               f"{envelope.seq}", seq=seq)
+                elif not after_gap and envelope.prev != prev_leaf and envelope.prev != prev_stored:
+                    if seq == 0 or prev_leaf == ZERO_HASH:
+                        report.add(CHAIN_BROKEN, "the first entry's prev is not 32 zero bytes", seq=seq)
+                    else:
+                        report.add(PAYLOAD_CHANGED,
+                                   f"entry {seq - 1} hashes to {prev_leaf.hex()}, but entry {seq} "
+                                   f"recorded {envelope.prev.hex()} as its predecessor (entry "
+                                   f"{seq - 1} was changed, or the link in {seq} was)", seq=seq - 1)
+                if envelope.ts < last_ts:
+                    report.add(ORDER_CHANGED, f"timestamp {envelope.ts} is earlier than the "
+                               f"previous entry's {last_ts}", seq=seq)
+                last_ts = max(last_ts, envelope.ts)
+            completed = frontier.append(leaf)
+            if not report.faults and (bytes(nodes) if nodes else b"") != b"".join(completed):
+                report.add(INDEX_CORRUPT, "stored proof nodes differ from the recomputed tree; "
+                           "proofs served for this range would not verify", seq=seq)
+            prev_leaf, prev_stored = leaf, stored_leaf
+            after_gap = False
+            expected += 1
+            report.entries_checked += 1
+            if self.progress and report.entries_checked % PROGRESS_EVERY == 0:
+                self.progress(PROGRESS_EVERY)
+            due = pending.pop(frontier.size, None)
+            if due and not tree_broken:
+                self._meet(report, frontier, due)
+        if self.progress:
+            self.progress(report.entries_checked % PROGRESS_EVERY)
+        report.tree_size = expected
+        report.root_hash = frontier.root()
+        for size in sorted(pending):
+            for anchor in pending[size]:
+                if size > expected:
+                    kind = ENTRY_MISSING if anchor.source == "database" else ROLLED_BACK
+                    report.add(kind, f"{anchor.label} covers {size} entries but the ledger "
+                               f"ends at {expected}: entries {expected}..{size - 1} are missing",
+                               seq=expected, checkpoint_size=size, source=anchor.source)
+
+    @staticmethod
+    def _meet(report, frontier, anchors) -> None:
+        root = frontier.root()
+        for anchor in anchors:
+            if anchor.root == root:
+                if anchor.source == "database":
+                    report.verified_checkpoint = (anchor.tree_size, root)
+                continue
+            kind = CHECKPOINT_INCONSISTENT if anchor.source == "database" else EXTERNAL_MISMATCH
+            report.add(kind, f"{anchor.label} says the tree of size {anchor.tree_size} has root "
+                       f"{anchor.root.hex()}, but the entries give {root.hex()}",
+                       checkpoint_size=anchor.tree_size, source=anchor.source)
+
+    # -- entry points -------------------------------------------------------------
+
+    def verify_full(self) -> VerificationReport:
+        """Check every entry, checkpoint and external anchor."""
+        report = VerificationReport("full")
+        with self.store.read() as conn:
+            trusted = self._trusted_keys(conn, report)
+            stop = self.store.size(conn)
+            anchors = (self._database_anchors(conn, trusted, report, 0)
+                       + self._external_anchors(trusted, report, 0))
+            self._walk(conn, report, 0, stop, Frontier(), ZERO_HASH, "", anchors)
+        self._remember(report)
+        return report
+
+    def verify_incremental(self) -> VerificationReport:
+        """Check only what was added since the last verified checkpoint."""
+        state = self.verifier_state.read() if self.verifier_state else None
+        if state is None:
+            return self.verify_full()
+        trusted_size, trusted_root = state
+        report = VerificationReport("incremental", start=trusted_size)
+        with self.store.read() as conn:
+            trusted = self._trusted_keys(conn, report)
+            stop = self.store.size(conn)
+            if stop < trusted_size:
+                report.add(ROLLED_BACK, f"the ledger has {stop} entries but {trusted_size} were "
+                           "verified before: entries were deleted or an old backup restored",
+                           seq=stop, source="verifier state")
+                return report
+            start_state = self._trusted_start(conn, report, trusted_size, trusted_root)
+            if start_state is None:
+                return report
+            frontier, prev_leaf, last_ts = start_state
+            anchors = (self._database_anchors(conn, trusted, report, trusted_size)
+                       + self._external_anchors(trusted, report, trusted_size))
+            self._check_latest_consistency(conn, report, anchors, trusted_size, trusted_root)
+            self._walk(conn, report, trusted_size, stop, frontier, prev_leaf, last_ts, anchors)
+        self._remember(report)
+        return report
+
+    def _trusted_start(self, conn, report, size, root):
+        """Rebuild the frontier at ``size`` from storage and prove it is the verified one."""
+        try:
+            hashes = self.store.fetch_nodes(conn, Frontier.nodes_for_size(size))
+        except IndexCorruptError as e:
+            report.add(EXTERNAL_MISMATCH, f"cannot rebuild the verified tree of size {size}: {e}",
+                       checkpoint_size=size, source="verifier state")
+            return None
+        frontier = Frontier(size, hashes)
+        if frontier.root() != root:
+            report.add(EXTERNAL_MISMATCH, f"the tree of size {size} no longer has the verified root "
+                       f"{root.hex()} (computed {frontier.root().hex()}): the database was rewritten",
+                       checkpoint_size=size, source="verifier state")
+            return None
+        if size == 0:
+            return frontier, ZERO_HASH, ""
+        last = self.store.entry(conn, size - 1)
+        leaf = leaf_hash(last.canonical)
+        try:
+            path = self.ledger._range_hashes(conn, inclusion_plan(size - 1, size))
+            verify_inclusion(size - 1, size, leaf, path, root)
+        except (ProofVerificationError, IndexCorruptError) as e:
+            report.add(PAYLOAD_CHANGED, f"entry {size - 1} is not the one verified before: {e}",
+                       seq=size - 1)
+            return None
+        return frontier, leaf, last.ts
+
+    def _check_latest_consistency(self, conn, report, anchors, size, root) -> None:
+        signed = [a for a in anchors if a.source == "database" and a.tree_size > size]
+        if not signed:
+            return
+        latest = max(signed, key=lambda a: a.tree_size)
+        try:
+            proof = self.ledger._consistency(conn, size, latest.tree_size)
+            verify_consistency(size, latest.tree_size, proof.hashes, root, latest.root)
+        except (ProofVerificationError, IndexCorruptError) as e:
+            report.add(CHECKPOINT_INCONSISTENT, f"{latest.label} is not an extension of the verified "
+                       f"tree of size {size}: {e}", checkpoint_size=latest.tree_size)
+
+    def _remember(self, report: VerificationReport) -> None:
+        if report.ok and self.verifier_state and report.verified_checkpoint:
+            self.verifier_state.write(*report.verified_checkpoint)
