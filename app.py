@@ -55,7 +55,14 @@ def config_from_env() -> dict:
         "LEDGER_VERIFY_STATE": env("LEDGER_VERIFY_STATE") or str(INSTANCE_DIR / "ledger-verify-state.json"),
         "LEDGER_MAX_PAYLOAD_BYTES": int(env("LEDGER_MAX_PAYLOAD_BYTES", str(1024 * 1024))),
         "LEDGER_BACKGROUND_CHECKPOINTS": env("LEDGER_BACKGROUND_CHECKPOINTS", "1") == "1",
-        "MAX_CONTENT_LENGTH": int(env("MAX_CONTENT_LENGTH", str(2 * 1024 * 1024))),
+        "MAX_CONTENT_LENGTH": int(env("MAX_CONTENT_LENGTH", str(6 * 1024 * 1024))),
+        "GOV_MAX_DOCUMENT_BYTES": int(env("GOV_MAX_DOCUMENT_BYTES", str(5 * 1024 * 1024))),
+        "OIDC_ISSUER": env("OIDC_ISSUER"),
+        "OIDC_AUDIENCE": env("OIDC_AUDIENCE"),
+        "OIDC_JWKS_FILE": env("OIDC_JWKS_FILE"),
+        "OIDC_ROLES_CLAIM": env("OIDC_ROLES_CLAIM", "roles"),
+        "OIDC_PRINCIPAL_CLAIM": env("OIDC_PRINCIPAL_CLAIM", "sub"),
+        "OIDC_ALGORITHMS": env("OIDC_ALGORITHMS", "RS256,ES256,EdDSA"),
     }
 
 

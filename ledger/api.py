@@ -139,9 +139,9 @@ class LatestCheckpoint(MethodView):
 
 @blp.route("/checkpoints")
 class Checkpoints(MethodView):
+    @require_roles("admin")
     @blp.response(201, CheckpointSchema)
     @blp.doc(security=[{"bearerAuth": []}])
-    @require_roles("admin")
     def post(self):
         """Sign a checkpoint of the current tree now (admin)"""
         return checkpoint_json(_ledger().create_checkpoint())
@@ -161,10 +161,10 @@ class PublicKeys(MethodView):
 
 @blp.route("/entries")
 class Entries(MethodView):
+    @require_roles("auditor", "admin")
     @blp.arguments(EntriesQuery, location="query")
     @blp.response(200, EntryPageSchema)
     @blp.doc(security=[{"bearerAuth": []}])
-    @require_roles("auditor", "admin")
     def get(self, args):
         """Entries in seq order, with their exact canonical bytes"""
         ledger = _ledger()
@@ -176,9 +176,9 @@ class Entries(MethodView):
 
 @blp.route("/entries/<int:seq>")
 class Entry(MethodView):
+    @require_roles("auditor", "admin")
     @blp.response(200, EntrySchema)
     @blp.doc(security=[{"bearerAuth": []}])
-    @require_roles("auditor", "admin")
     def get(self, seq):
         """One entry"""
         return entry_json(_ledger().entry(seq))

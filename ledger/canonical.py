@@ -120,12 +120,13 @@ def _reject_duplicates(pairs):
     return obj
 
 
-def loads_strict(text):
+def loads_strict(text, max_depth: int = _MAX_DEPTH):
     """Parse JSON text strictly and return the Python value.
 
     Rejects what has no single canonical meaning: duplicate object keys,
-    NaN/Infinity, lone surrogates (escaped or raw) and integers beyond
-    ±(2**53-1). The result always has canonical bytes.
+    NaN/Infinity, lone surrogates (escaped or raw), integers beyond
+    ±(2**53-1) and nesting deeper than ``max_depth``. The result always has
+    canonical bytes.
 
     Raises:
         CanonicalizationError: the text is not acceptable JSON.
@@ -146,10 +147,26 @@ def loads_strict(text):
         raise CanonicalizationError(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from e
     except RecursionError as e:
         raise CanonicalizationError("JSON is nested too deeply") from e
+    if _depth(value) > max_depth:
+        raise CanonicalizationError(f"JSON is nested deeper than {max_depth} levels")
     # Catches lone surrogates (json accepts "\ud800") and anything else the
     # reference refuses, so a parsed value is always encodable.
     canonical_bytes(value)
     return value
+
+
+def _depth(value) -> int:
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
+    return deepest
 
 
 def _parse_safe_int(digits: str) -> int:

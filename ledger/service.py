@@ -143,6 +143,8 @@ class LedgerWriter:
             prev = leaf
             seq += 1
         self._ledger.store.insert_entries(self.connection, rows)
+        for projector in self._ledger.projectors:
+            projector(self.connection, results)
         self.last_leaf = prev
         self.last_ts = ts
         self.appended.extend(results)
@@ -171,6 +173,15 @@ class Ledger:
         self._checkpoint_lock = threading.Lock()
         self._timer: threading.Thread | None = None
         self._timer_stop = threading.Event()
+        self.projectors: list = []
+
+    def add_projector(self, projector) -> None:
+        """Call ``projector(connection, appended_entries)`` inside every append transaction.
+
+        Projections written there commit or roll back with the entries; an
+        exception aborts the append.
+        """
+        self.projectors.append(projector)
 
     # -- writing ----------------------------------------------------------------
 

@@ -1,0 +1,13 @@
+"""The governance HTTP API: one blueprint per resource family."""
+
+from __future__ import annotations
+
+from . import approvals, audit, evidence, lineage, registry
+
+BLUEPRINTS = [registry.blp, lineage.blp, evidence.blp, approvals.blp, audit.blp]
+
+
+def register(api) -> None:
+    """Register every governance blueprint on the flask-smorest Api."""
+    for blueprint in BLUEPRINTS:
+        api.register_blueprint(blueprint)

@@ -1,0 +1,91 @@
+"""OpenLineage RunEvents in, upstream lineage graphs out (``/api/v1``)."""
+
+from __future__ import annotations
+
+import re
+
+import marshmallow as ma
+from flask.views import MethodView
+from marshmallow import validate
+
+from ledger.http import Blueprint, require_roles
+
+from .. import lineage
+from ..identity import READ_ROLES
+from .common import Label, actor, engine, ledger
+
+blp = Blueprint("lineage", __name__, url_prefix="/api/v1", description="Data lineage (OpenLineage)")
+SECURITY = [{"bearerAuth": []}]
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+EVENT_TYPES = ("START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER")
+_RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)$")
+
+
+class Open(ma.Schema):
+    """OpenLineage objects are open: unknown keys (custom facets) are kept as sent."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+
+class RunIn(Open):
+    runId = ma.fields.String(required=True, validate=validate.Regexp(UUID_PATTERN, error="must be a UUID"))
+    facets = ma.fields.Dict(keys=ma.fields.String())
+
+
+class JobIn(Open):
+    namespace = Label(256, required=True)
+    name = Label(512, required=True)
+    facets = ma.fields.Dict(keys=ma.fields.String())
+
+
+class LineageDatasetIn(Open):
+    namespace = Label(256, required=True)
+    name = Label(512, required=True)
+    facets = ma.fields.Dict(keys=ma.fields.String())
+
+
+class RunEventIn(Open):
+    eventType = ma.fields.String(validate=validate.OneOf(EVENT_TYPES))
+    eventTime = ma.fields.String(required=True, validate=validate.Regexp(
+        _RFC3339, error="must be an RFC 3339 date-time with offset"))
+    run = ma.fields.Nested(RunIn, required=True)
+    job = ma.fields.Nested(JobIn, required=True)
+    inputs = ma.fields.List(ma.fields.Nested(LineageDatasetIn), validate=validate.Length(max=1000))
+    outputs = ma.fields.List(ma.fields.Nested(LineageDatasetIn), validate=validate.Length(max=1000))
+    producer = ma.fields.String(required=True, validate=validate.Length(min=1, max=2048))
+    schemaURL = ma.fields.String(required=True, validate=validate.Length(min=1, max=2048))
+
+
+class RecordedOut(ma.Schema):
+    seq = ma.fields.Integer()
+    run_id = ma.fields.String()
+
+
+class GraphOut(ma.Schema):
+    model = ma.fields.String()
+    version = ma.fields.String()
+    truncated = ma.fields.Boolean()
+    nodes = ma.fields.List(ma.fields.Dict())
+    edges = ma.fields.List(ma.fields.Dict())
+
+
+@blp.route("/lineage")
+class Lineage(MethodView):
+    @require_roles("author", "deployer")
+    @blp.arguments(RunEventIn)
+    @blp.response(201, RecordedOut)
+    @blp.doc(security=SECURITY)
+    def post(self, event):
+        """Record an OpenLineage RunEvent (as the OpenLineage HTTP transport sends it)"""
+        return lineage.record_run_event(ledger(), actor(), event)
+
+
+@blp.route("/models/<name>/versions/<version>/lineage")
+class VersionLineage(MethodView):
+    @require_roles(*READ_ROLES)
+    @blp.response(200, GraphOut)
+    @blp.doc(security=SECURITY)
+    def get(self, name, version):
+        """Transitive upstream graph (datasets, jobs, runs) of a model version"""
+        return lineage.upstream_graph(engine(), name, version)

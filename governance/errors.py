@@ -1,0 +1,57 @@
+"""Errors of the governance domain, and the one table mapping them to HTTP.
+
+Services raise these; the handler registered in ``governance/__init__.py``
+renders them with the same body shape as every other error
+(``ledger.http.error_body``).
+"""
+
+from __future__ import annotations
+
+
+class GovernanceError(Exception):
+    """Base class for every governance failure."""
+
+    def __init__(self, message: str, errors: dict | None = None):
+        super().__init__(message)
+        self.errors = errors
+
+
+class AuthenticationError(GovernanceError):
+    """No credentials, or credentials that identify nobody."""
+
+
+class PermissionDeniedError(GovernanceError):
+    """The principal lacks the role the action needs."""
+
+
+class SeparationOfDutiesError(PermissionDeniedError):
+    """The action would let one person fill two incompatible duties."""
+
+
+class NotFoundError(GovernanceError, LookupError):
+    """The model, version, dataset or other resource does not exist."""
+
+
+class ConflictError(GovernanceError):
+    """The request contradicts what is already recorded."""
+
+
+class InvalidRequestError(GovernanceError, ValueError):
+    """The request is well-formed but semantically unacceptable."""
+
+
+HTTP_STATUS: dict[type, int] = {
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,
+    NotFoundError: 404,
+    ConflictError: 409,
+    InvalidRequestError: 422,
+}
+
+
+def status_of(error: GovernanceError) -> int:
+    """Return the HTTP status of a governance error."""
+    for cls in type(error).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 400
