@@ -62,6 +62,36 @@ def reference_canonical_bytes(value) -> bytes:
         raise CanonicalizationError(str(e)) from e
     except RecursionError as e:
         raise CanonicalizationError("value is nested too deeply") from e
+    except UnicodeError as e:  # rfc8785 sorts keys by UTF-16: a lone surrogate fails there
+        raise CanonicalizationError("input contains a lone surrogate") from e
+
+
+def storable_canonical_bytes(value) -> bytes:
+    """Like :func:`canonical_bytes`, for values the ledger stores and reads back.
+
+    Also refuses whole-number floats from 2**53 up to 1e21 (``1e20``): JCS
+    writes them as plain digits, which read back as integers outside the
+    interoperable range and no longer have a canonical form. (From 1e21 on JCS
+    uses exponent form, which reads back as the same float.) Send such numbers
+    as strings.
+
+    Raises:
+        CanonicalizationError: as :func:`canonical_bytes`, or for such a float.
+    """
+    if _fast_path_admits(value):
+        return canonical_bytes(value)
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is float and item.is_integer() and MAX_SAFE_INTEGER < abs(item) < 1e21:
+            raise CanonicalizationError(
+                f"number {item!r} is a whole number beyond ±(2**53-1) written as digits; "
+                "send it as a string")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return reference_canonical_bytes(value)
 
 
 def canonical_string(value: str) -> bytes:
@@ -139,6 +169,7 @@ def loads_strict(text, max_depth: int = _MAX_DEPTH):
     try:
         value = json.loads(
             text,
+            parse_float=_parse_finite_float,
             object_pairs_hook=_reject_duplicates,
             parse_constant=_reject_constant,
             parse_int=_parse_safe_int,
@@ -149,9 +180,9 @@ def loads_strict(text, max_depth: int = _MAX_DEPTH):
         raise CanonicalizationError("JSON is nested too deeply") from e
     if _depth(value) > max_depth:
         raise CanonicalizationError(f"JSON is nested deeper than {max_depth} levels")
-    # Catches lone surrogates (json accepts "\ud800") and anything else the
-    # reference refuses, so a parsed value is always encodable.
-    canonical_bytes(value)
+    # Catches lone surrogates (json accepts "\ud800"), 1e400 (infinity), 1e20
+    # and anything else the ledger could not store and read back.
+    storable_canonical_bytes(value)
     return value
 
 
@@ -167,6 +198,13 @@ def _depth(value) -> int:
         deepest = max(deepest, depth)
         stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
     return deepest
+
+
+def _parse_finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise CanonicalizationError(f"number {text[:40]} is too large for a JSON number (IEEE 754 double)")
+    return number
 
 
 def _parse_safe_int(digits: str) -> int:

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .canonical import canonical_bytes, canonical_string
+from .canonical import canonical_string, storable_canonical_bytes
 from .errors import EntryValidationError, CanonicalizationError
 from .merkle import HASH_SIZE
 
@@ -87,7 +87,7 @@ def prepare_entry(
     if type(payload) is not dict:
         raise EntryValidationError("payload must be a JSON object")
     try:
-        payload_json = canonical_bytes(payload)
+        payload_json = storable_canonical_bytes(payload)
     except CanonicalizationError as e:
         raise EntryValidationError(f"payload: {e}") from e
     if len(payload_json) > max_payload:

@@ -137,3 +137,11 @@ def fill(ledger):
         return ledger
 
     return append
+
+
+@pytest.fixture
+def world(app):
+    """A :class:`factories.World` on this test's app."""
+    from factories import World
+
+    return World(app)
