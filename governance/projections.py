@@ -119,8 +119,8 @@ def rebuild(ledger, batch: int = 2000) -> int:
         for table in reversed(tables.PROJECTION_TABLES_IN_ORDER):
             conn.execute(sa.delete(table))
         pending = []
-        for _seq, canonical, leaf, _nodes in ledger.store.stream_for_verify(conn, 0):
-            pending.append(_Replayed(bytes(canonical), bytes(leaf)))
+        for row in ledger.store.stream_for_verify(conn, 0):
+            pending.append(_Replayed(bytes(row[1]), bytes(row[2])))
             if len(pending) >= batch:
                 project(conn, pending)
                 replayed += len(pending)

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from .db import WRITE_OPTION, is_sqlite
-from .errors import LedgerError
+from .entry import hashed_timestamp
+from .errors import LedgerError, LedgerUnavailableError
 from .merkle import HASH_SIZE, Node
 
 ENTRY_TABLE = "ledger_entry"
@@ -105,13 +106,19 @@ class LedgerStore:
         SQLite: ``BEGIN IMMEDIATE`` (waits up to the busy timeout). PostgreSQL:
         a transaction-level advisory lock, released by commit or rollback.
         """
-        with self.engine.connect() as conn:
-            if self.sqlite:
-                conn = conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
-                if self._lock_sql:
-                    conn.exec_driver_sql(self._lock_sql)
-                yield conn
+        try:
+            with self.engine.connect() as conn:
+                if self.sqlite:
+                    conn = conn.execution_options(**{WRITE_OPTION: True})
+                with conn.begin():
+                    if self._lock_sql:
+                        conn.exec_driver_sql(self._lock_sql)
+                    yield conn
+        except OperationalError as e:
+            if "locked" in str(e.orig) or "busy" in str(e.orig):
+                raise LedgerUnavailableError("the database stayed locked by other writers "
+                                             "beyond the busy timeout; retry") from e
+            raise
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -123,16 +130,22 @@ class LedgerStore:
     # -- entries --------------------------------------------------------------
 
     def head(self, conn: Connection) -> Head | None:
-        """Return the last entry's seq, leaf hash and timestamp, or None if empty."""
+        """Return the last entry's seq, leaf hash and timestamp, or None if empty.
+
+        The timestamp is read from the hashed bytes, not the ``ts`` column, so
+        an edited column cannot push later entries' timestamps around.
+        """
         row = conn.exec_driver_sql(
-            f"SELECT seq, leaf_hash, ts FROM {ENTRY_TABLE} ORDER BY seq DESC LIMIT 1"
+            f"SELECT seq, leaf_hash, canonical, ts FROM {ENTRY_TABLE} ORDER BY seq DESC LIMIT 1"
         ).first()
-        return Head(row[0], bytes(row[1]), row[2]) if row else None
+        if row is None:
+            return None
+        return Head(row[0], bytes(row[1]), hashed_timestamp(bytes(row[2])) or row[3])
 
     def size(self, conn: Connection) -> int:
         """Return the number of entries (head seq + 1, or 0)."""
-        head = self.head(conn)
-        return head.seq + 1 if head else 0
+        row = conn.exec_driver_sql(f"SELECT MAX(seq) FROM {ENTRY_TABLE}").first()
+        return 0 if row is None or row[0] is None else row[0] + 1
 
     def insert_entries(self, conn: Connection, rows: list[tuple]) -> None:
         """Insert entry rows ``(seq, ts, kind, actor, subject, canonical, leaf_hash, nodes)``."""
@@ -158,12 +171,12 @@ class LedgerStore:
         return [_entry(row) for row in rows]
 
     def stream_for_verify(self, conn: Connection, start: int = 0, batch: int = 20000
-                          ) -> Iterator[tuple[int, bytes, bytes, bytes | None]]:
-        """Yield ``(seq, canonical, leaf_hash, nodes)`` from ``start`` in seq order.
+                          ) -> Iterator[tuple]:
+        """Yield ``(seq, canonical, leaf_hash, nodes, ts, kind, actor, subject)`` from ``start``.
 
-        Pages by primary key so memory stays flat on any database size.
+        In seq order, paged by primary key so memory stays flat on any size.
         """
-        sql = (f"SELECT seq, canonical, leaf_hash, nodes FROM {ENTRY_TABLE} "
+        sql = (f"SELECT seq, canonical, leaf_hash, nodes, ts, kind, actor, subject FROM {ENTRY_TABLE} "
                f"WHERE seq >= {self._p} ORDER BY seq LIMIT {batch}")
         position = start
         while True:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from .checkpoint import note_key_hash, parse_checkpoint_body, parse_signed_note
-from .entry import ZERO_HASH, read_envelope, utc_timestamp
+from .entry import ZERO_HASH, LabelChecker, read_envelope, utc_timestamp
 from .errors import (
     CheckpointFormatError, EntryValidationError, ProofVerificationError, SignatureError,
     SignerStateError,
@@ -272,7 +272,9 @@ class LedgerVerifier:
         prev_stored = prev_leaf
         after_gap = False
         tree_broken = False
-        for seq, canonical, stored_leaf, nodes in self.store.stream_for_verify(conn, start):
+        labels = LabelChecker()
+        for seq, canonical, stored_leaf, nodes, ts, kind, actor, subject in \
+                self.store.stream_for_verify(conn, start):
             if seq >= stop:
                 break
             canonical = bytes(canonical)
@@ -287,6 +289,10 @@ class LedgerVerifier:
             if changed:
                 report.add(PAYLOAD_CHANGED, f"stored bytes hash to {leaf.hex()}, but the entry was "
                            f"recorded with hash {stored_leaf.hex()}", seq=seq)
+            wrong = labels.mismatches(canonical, ts, kind, actor, subject)
+            if wrong:
+                report.add(PAYLOAD_CHANGED, f"column(s) {', '.join(wrong)} differ from the hashed "
+                           "entry (what the API shows was edited)", seq=seq)
             try:
                 envelope = read_envelope(canonical)
             except EntryValidationError as e:
