@@ -17,6 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask, current_app, jsonify
 from flask_smorest import Api
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -71,6 +72,10 @@ class JsonErrorApi(Api):
 
     def handle_http_exception(self, error: HTTPException):
         payload, code, headers = super().handle_http_exception(error)
+        headers = dict(headers or {})
+        for name, value in error.get_headers():  # e.g. Allow on 405, which smorest drops
+            if name.lower() != "content-type":
+                headers.setdefault(name, value)
         payload.setdefault("message", error.description if code < 500 else "internal error")
         if "errors" in payload and code == 422:
             payload["message"] = "validation failed: " + _describe(payload["errors"])
@@ -113,12 +118,20 @@ def create_app(config: dict | None = None) -> Flask:
     governance.init_app(app, api)
 
     app.register_error_handler(LedgerError, handle_domain_error)
+    app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(ProgrammingError, _database_unavailable)
     app.register_error_handler(Exception, _unexpected_error)
     _register_health(app)
     _register_db_cli(app)
     if app.config["LEDGER_BACKGROUND_CHECKPOINTS"]:
         _start_timer_on_first_request(app, ledger_service)
     return app
+
+
+def _database_unavailable(error: Exception):
+    current_app.logger.error("database error: %s", error)
+    return error_body(503, HTTP_STATUS_CODES[503],
+                      "the database is unavailable or not migrated; retry later"), 503
 
 
 def _unexpected_error(error: Exception):
@@ -192,7 +205,8 @@ def _register_health(app: Flask) -> None:
                 key = service.signing_key()
                 checks["signing_key"] = f"ok ({key.key_id[:16]})"
             except LedgerError as e:
-                checks["signing_key"] = str(e)
+                current_app.logger.error("signing key unusable: %s", e)
+                checks["signing_key"] = "unusable (details in the server log)"
             try:
                 service.ensure_writable()
                 checks["ledger"] = "ok"

@@ -16,7 +16,7 @@ from marshmallow import validate
 from webargs.flaskparser import abort
 
 from .checkpoint import verifier_key
-from .http import Blueprint, require_roles
+from .http import Blueprint, QueryInteger, require_roles
 
 MAX_INDEX = 2**53 - 1
 MAX_PAGE = 1000
@@ -32,12 +32,12 @@ def _ledger():
 # -- schemas ------------------------------------------------------------------
 
 def _index(minimum: int = 0, **kwargs):
-    return ma.fields.Integer(validate=validate.Range(min=minimum, max=MAX_INDEX), **kwargs)
+    return QueryInteger(validate=validate.Range(min=minimum, max=MAX_INDEX), **kwargs)
 
 
 class EntriesQuery(ma.Schema):
     start = _index(data_key="from", load_default=0, metadata={"description": "first seq"})
-    limit = ma.fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_PAGE),
+    limit = QueryInteger(load_default=100, validate=validate.Range(min=1, max=MAX_PAGE),
                               metadata={"description": f"page size, 1..{MAX_PAGE}"})
 
 

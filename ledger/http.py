@@ -16,7 +16,10 @@ from __future__ import annotations
 import functools
 import typing
 
+import re
+
 import flask_smorest
+import marshmallow as ma
 from flask import current_app, g
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
@@ -28,6 +31,7 @@ from .errors import (
 )
 
 AUTHORIZER_KEY = "authorizer"
+_DIGITS = re.compile(r"^-?[0-9]{1,40}\Z")
 
 # Domain error -> HTTP status. Anything not listed is a 500 with no details.
 ERROR_STATUS: dict[type, int] = {
@@ -56,6 +60,19 @@ def error_body(code: int, status: str, message: str, errors: dict | None = None)
     if errors:
         body["errors"] = errors
     return body
+
+
+class QueryInteger(ma.fields.Integer):
+    """An integer in a query string: plain ASCII digits only.
+
+    Python's ``int()`` also takes "١", "１" and "1_0"; a query parameter
+    should not.
+    """
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and not _DIGITS.match(value):
+            raise self.make_error("invalid", input=value)
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class StrictParser(FlaskParser):

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from .entry import utc_timestamp
-from .errors import SigningKeyError
+from .errors import RollbackError, SigningKeyError
 from .keys import TrustedKey
 from .signing import ALGORITHM, generate_key_file
 from .store import PublicKeyRecord
@@ -62,6 +62,13 @@ def accept_restore(ledger, actor: str, reason: str) -> dict:
     if not reason or not reason.strip():
         raise ValueError("a reason is required")
     state_file = ledger.signer_state
+    try:
+        ledger.check_against_signer()
+    except RollbackError:
+        pass
+    else:
+        raise ValueError("no rollback was detected: the database extends the signed checkpoint, "
+                         "so there is nothing to accept")
     with state_file.locked():
         state = state_file.read()
         if state is None:

@@ -44,6 +44,7 @@ from .store import Head, IndexCorruptError, LedgerStore, PublicKeyRecord, Stored
 
 log = logging.getLogger(__name__)
 _LEAF_PREFIX = b"\x00"
+MAX_SEQ = 2**53 - 1  # what the API accepts; larger numbers cannot name an entry
 _sha256 = hashlib.sha256
 
 
@@ -310,7 +311,7 @@ class Ledger:
             EntryNotFoundError: no entry has that seq.
         """
         with self.store.read() as conn:
-            found = self.store.entry(conn, seq) if seq >= 0 else None
+            found = self.store.entry(conn, seq) if 0 <= seq <= MAX_SEQ else None
             if found is None:
                 size = self.store.size(conn)
                 raise EntryNotFoundError(f"no entry {seq}: the ledger has entries 0..{size - 1}"

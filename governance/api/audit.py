@@ -7,7 +7,7 @@ from flask import Response
 from flask.views import MethodView
 from marshmallow import validate
 
-from ledger.http import Blueprint, require_roles
+from ledger.http import Blueprint, QueryInteger, require_roles
 
 from .. import audit
 from .common import Label, Name, Version, engine
@@ -26,7 +26,7 @@ class AuditQuery(ma.Schema):
     since = ma.fields.AwareDateTime(format="iso", metadata={"description": "inclusive, RFC 3339"})
     until = ma.fields.AwareDateTime(format="iso", metadata={"description": "exclusive, RFC 3339"})
     flagged = ma.fields.Boolean()
-    limit = ma.fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    limit = QueryInteger(load_default=100, validate=validate.Range(min=1, max=500))
     cursor = ma.fields.String(validate=validate.Length(max=64))
     format = ma.fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
 

@@ -6,7 +6,7 @@ import marshmallow as ma
 from flask.views import MethodView
 from marshmallow import validate
 
-from ledger.http import Blueprint, require_roles
+from ledger.http import Blueprint, QueryInteger, require_roles
 
 from .. import registry
 from ..identity import READ_ROLES
@@ -50,7 +50,7 @@ class ModelOut(ma.Schema):
 class ModelQuery(ma.Schema):
     risk_tier = ma.fields.String(validate=validate.OneOf(registry.RISK_TIERS))
     tag = Label(64)
-    limit = ma.fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    limit = QueryInteger(load_default=100, validate=validate.Range(min=1, max=500))
     after = Name(metadata={"description": "name of the last model of the previous page"})
 
 
@@ -170,7 +170,7 @@ class DatasetVersionOut(ma.Schema):
 
 
 class PageQuery(ma.Schema):
-    limit = ma.fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    limit = QueryInteger(load_default=100, validate=validate.Range(min=1, max=500))
     after = Name()
 
 
