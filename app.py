@@ -11,13 +11,14 @@ import logging
 import os
 import threading
 from pathlib import Path
+from urllib.parse import unquote
 
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from flask import Flask, current_app, jsonify
+from flask import Flask, current_app, jsonify, request
 from flask_smorest import Api
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import DataError, OperationalError, ProgrammingError
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -57,6 +58,8 @@ def config_from_env() -> dict:
         "LEDGER_MAX_PAYLOAD_BYTES": int(env("LEDGER_MAX_PAYLOAD_BYTES", str(1024 * 1024))),
         "LEDGER_BACKGROUND_CHECKPOINTS": env("LEDGER_BACKGROUND_CHECKPOINTS", "1") == "1",
         "MAX_CONTENT_LENGTH": int(env("MAX_CONTENT_LENGTH", str(6 * 1024 * 1024))),
+        "POLICY_DIR": env("POLICY_DIR") or str(BASE_DIR / "policies"),
+        "GATE_DECISION_TTL_SECONDS": int(env("GATE_DECISION_TTL_SECONDS", "900")),
         "GOV_MAX_DOCUMENT_BYTES": int(env("GOV_MAX_DOCUMENT_BYTES", str(5 * 1024 * 1024))),
         "OIDC_ISSUER": env("OIDC_ISSUER"),
         "OIDC_AUDIENCE": env("OIDC_AUDIENCE"),
@@ -118,14 +121,32 @@ def create_app(config: dict | None = None) -> Flask:
     governance.init_app(app, api)
 
     app.register_error_handler(LedgerError, handle_domain_error)
+    app.register_error_handler(DataError, _value_refused_by_database)
     app.register_error_handler(OperationalError, _database_unavailable)
     app.register_error_handler(ProgrammingError, _database_unavailable)
     app.register_error_handler(Exception, _unexpected_error)
+    app.before_request(_refuse_control_characters)
     _register_health(app)
     _register_db_cli(app)
     if app.config["LEDGER_BACKGROUND_CHECKPOINTS"]:
         _start_timer_on_first_request(app, ledger_service)
     return app
+
+
+def _refuse_control_characters():
+    # A NUL or other control character in a path or query can name nothing;
+    # PostgreSQL would refuse it deep inside a query, so refuse it at the door.
+    raw = request.full_path
+    if any(ch < " " or ch == "\x7f" for ch in unquote(raw)):
+        return error_body(400, HTTP_STATUS_CODES[400],
+                          "the URL contains a control character"), 400
+    return None
+
+
+def _value_refused_by_database(error: Exception):
+    current_app.logger.warning("value refused by the database: %s", error.orig)
+    return error_body(400, HTTP_STATUS_CODES[400],
+                      "a value in the request cannot be stored (wrong type or length)"), 400
 
 
 def _database_unavailable(error: Exception):
@@ -214,7 +235,7 @@ def _register_health(app: Flask) -> None:
                 checks["ledger"] = str(e)
         for name, check in governance.readiness_checks(app).items():
             checks[name] = check
-        ready = all(v == "ok" or v.startswith("ok ") for v in checks.values())
+        ready = all(v == "ok" or v.startswith(("ok ", "warn:")) for v in checks.values())
         return jsonify({"status": "ready" if ready else "not ready", "checks": checks}), (200 if ready else 503)
 
 

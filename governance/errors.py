@@ -9,7 +9,14 @@ from __future__ import annotations
 
 
 class GovernanceError(Exception):
-    """Base class for every governance failure."""
+    """Base class for every governance failure.
+
+    ``errors`` name fields of the request body; they are rendered under
+    ``errors.json`` like marshmallow's own field errors, so clients read one
+    shape whether a field failed the schema or a domain rule.
+    """
+
+    location: str | None = "json"
 
     def __init__(self, message: str, errors: dict | None = None):
         super().__init__(message)

@@ -37,6 +37,7 @@ TOKEN_PREFIX = "mlg_"
 BASE_ROLES = ("admin", "author", "deployer", "auditor")
 ROLE_PATTERN = re.compile(r"^(admin|author|deployer|auditor|approver:[a-z][a-z0-9_]{0,47})$")
 PRINCIPAL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
+_OIDC_PRINCIPAL = re.compile(r"^[^\x00-\x20\x7f-\x9f]{1,128}\Z")
 _TOKEN_PATTERN = re.compile(r"^mlg_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 ANY_APPROVER = "approver:*"
 READ_ROLES = ("admin", "author", "deployer", "auditor", ANY_APPROVER)
@@ -201,11 +202,13 @@ class OidcValidator:
         except jwt.PyJWTError as e:
             raise AuthenticationError(f"invalid bearer JWT: {e}") from e
         name = claims[self.principal_claim]
-        if not isinstance(name, str) or not name or len(name) > 128:
+        if not isinstance(name, str) or not _OIDC_PRINCIPAL.match(name):
             raise AuthenticationError(f"claim {self.principal_claim!r} does not name a principal")
         raw_roles = claims.get(self.roles_claim) or []
         if isinstance(raw_roles, str):
             raw_roles = raw_roles.split()
+        if not isinstance(raw_roles, list):
+            raw_roles = []  # an object or number grants nothing
         roles = frozenset(r for r in raw_roles if isinstance(r, str) and ROLE_PATTERN.match(r))
         return Principal(name, roles, "oidc")
 

@@ -115,11 +115,13 @@ def list_models(engine, risk_tier: str | None = None, tag: str | None = None,
         query = query.where(tables.model.c.risk_tier == risk_tier)
     if after:
         query = query.where(tables.model.c.name > after)
-    with engine.connect() as conn:
-        rows = [_model_json(r) for r in conn.execute(query)]
     if tag:
-        rows = [r for r in rows if tag in r["tags"]]
-    return rows
+        # tags is canonical JSON: the tag's own encoding, quotes included, can
+        # only occur as that element (a quote inside a string is escaped).
+        needle = canonical_text(tag).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(tables.model.c.tags.like(f"%{needle}%", escape="\\"))
+    with engine.connect() as conn:
+        return [_model_json(r) for r in conn.execute(query)]
 
 
 # -- datasets -----------------------------------------------------------------

@@ -218,6 +218,72 @@ audit_event = sa.Table(
     sa.Index("ix_gov_audit_ts", "ts"),
 )
 
+policy_set = sa.Table(
+    "gov_policy_set", metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("loaded_at", TS, nullable=False),
+    sa.Column("loaded_by", sa.String(256), nullable=False),
+    sa.Column("files", JSON_TEXT, nullable=False),  # [[name, sha256], ...]
+    sa.Column("rule_count", sa.Integer, nullable=False),
+)
+
+decision = sa.Table(
+    "gov_decision", metadata,
+    sa.Column("decision_id", sa.String(32), primary_key=True),
+    sa.Column("model_name", NAME, nullable=False),
+    sa.Column("version", VERSION, nullable=False),
+    sa.Column("environment", sa.String(64), nullable=False),
+    sa.Column("decision", sa.String(8), nullable=False),
+    sa.Column("policy_digest", sa.String(64), nullable=False),
+    sa.Column("input_digest", sa.String(64), nullable=False),
+    sa.Column("state_seq", sa.BigInteger, nullable=False),
+    sa.Column("override_id", sa.String(32), nullable=True),
+    sa.Column("decided_at", TS, nullable=False),
+    sa.Column("expires_at", TS, nullable=False),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("deployment_id", sa.String(32), nullable=True),
+    sa.Index("ix_gov_decision_version", "model_name", "version", "environment"),
+)
+
+deployment = sa.Table(
+    "gov_deployment", metadata,
+    sa.Column("deployment_id", sa.String(32), primary_key=True),
+    sa.Column("model_name", NAME, nullable=False),
+    sa.Column("version", VERSION, nullable=False),
+    sa.Column("environment", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),  # deploy | rollback
+    sa.Column("decision_id", sa.String(32), nullable=True),
+    sa.Column("previous_version", VERSION, nullable=True),
+    sa.Column("rolls_back", sa.String(32), nullable=True),
+    sa.Column("rolled_back_by", sa.String(32), nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("at", TS, nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("flagged", sa.Boolean, nullable=False),
+    sa.Index("ix_gov_deployment_model_env", "model_name", "environment", "seq"),
+)
+
+override = sa.Table(
+    "gov_override", metadata,
+    sa.Column("override_id", sa.String(32), primary_key=True),
+    sa.Column("model_name", NAME, nullable=False),
+    sa.Column("version", VERSION, nullable=False),
+    sa.Column("environment", sa.String(64), nullable=False),
+    sa.Column("justification", sa.Text, nullable=False),
+    sa.Column("requested_by", sa.String(256), nullable=False),
+    sa.Column("requested_at", TS, nullable=False),
+    sa.Column("requested_seq", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", TS, nullable=False),
+    sa.Column("confirmed_by", sa.String(256), nullable=True),
+    sa.Column("confirmed_at", TS, nullable=True),
+    sa.Column("confirmed_seq", sa.BigInteger, nullable=True),
+    sa.Index("ix_gov_override_version", "model_name", "version", "environment"),
+)
+
 # Parents before children: rebuild deletes in reverse and inserts in this order.
 PROJECTION_TABLES_IN_ORDER = [token, model, dataset, dataset_version, model_version, version_dataset,
-                              lineage_node, lineage_edge, evidence, approval, audit_event]
+                              lineage_node, lineage_edge, evidence, approval, policy_set,
+                              override, decision, deployment, audit_event]

@@ -80,6 +80,9 @@ class StrictParser(FlaskParser):
 
     def _raw_load_json(self, req) -> typing.Any:
         if not is_json_request(req):
+            if req.get_data(cache=True):
+                abort(415, message=f"send the body as JSON (Content-Type: application/json), "
+                      f"not {req.mimetype or 'no content type'}")
             return core.missing
         data = req.get_data(cache=True)
         if not data:

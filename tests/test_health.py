@@ -15,7 +15,7 @@ from app import alembic_config, migration_head
 from conftest import ON_POSTGRES
 from factories import World
 
-READY_CHECKS = {"database", "migrations", "signing_key", "ledger"}
+READY_CHECKS = {"database", "migrations", "signing_key", "ledger", "policies"}
 
 
 def readyz(app) -> tuple[int, dict]:
@@ -42,7 +42,7 @@ def test_readyz_on_a_migrated_app(app):
     assert body["status"] == "ready"
     checks = body["checks"]
     assert set(checks) == READY_CHECKS
-    assert checks["database"] == checks["migrations"] == checks["ledger"] == "ok"
+    assert checks["database"] == checks["migrations"] == checks["ledger"] == checks["policies"] == "ok"
     key_id = app.extensions["ledger"].signing_key().key_id
     assert checks["signing_key"] == f"ok ({key_id[:16]})"
 
@@ -74,7 +74,8 @@ def test_readyz_is_503_when_the_database_is_unreachable(make_app, tmp_path):
     status, body = readyz(app)
     assert status == 503
     assert body == {"status": "not ready",
-                    "checks": {"database": "unreachable: OperationalError", "migrations": "unknown"}}
+                    "checks": {"database": "unreachable: OperationalError", "migrations": "unknown",
+                               "policies": "ok"}}
 
 
 def test_readyz_is_503_when_the_signing_key_is_corrupt(make_app, instance):

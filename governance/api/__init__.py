@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from . import approvals, audit, evidence, lineage, registry
+from . import approvals, audit, evidence, gate, lineage, registry
 
-BLUEPRINTS = [registry.blp, lineage.blp, evidence.blp, approvals.blp, audit.blp]
+BLUEPRINTS = [registry.blp, lineage.blp, evidence.blp, approvals.blp, gate.blp, audit.blp]
 
 
 def register(api) -> None:

@@ -11,7 +11,7 @@ from ledger.http import Blueprint, require_roles
 
 from .. import approvals
 from ..identity import ANY_APPROVER, READ_ROLES
-from .common import StrictSchema, Text, engine, ledger
+from .common import QueryBool, StrictSchema, Text, engine, ledger
 
 blp = Blueprint("approvals", __name__, url_prefix="/api/v1",
                 description="Approvals (sign-offs) with separation of duties")
@@ -20,7 +20,7 @@ SECURITY = [{"bearerAuth": []}]
 
 class ApprovalIn(StrictSchema):
     role = ma.fields.String(required=True, validate=validate.Regexp(
-        r"^(approver:)?[a-z][a-z0-9_]{0,47}$", error="must be an approval area such as "
+        r"^(approver:)?[a-z][a-z0-9_]{0,47}\Z", error="must be an approval area such as "
         "'privacy' or 'approver:privacy'"))
     decision = ma.fields.String(required=True, validate=validate.OneOf(approvals.DECISIONS))
     comment = Text(10_000, required=True, min_length=1)
@@ -52,7 +52,7 @@ class ApprovalOut(ma.Schema):
 
 
 class ApprovalQuery(ma.Schema):
-    include_revoked = ma.fields.Boolean(load_default=True)
+    include_revoked = QueryBool(load_default=True)
 
 
 @blp.route("/models/<name>/versions/<version>/approvals")

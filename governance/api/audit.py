@@ -10,7 +10,7 @@ from marshmallow import validate
 from ledger.http import Blueprint, QueryInteger, require_roles
 
 from .. import audit
-from .common import Label, Name, Version, engine
+from .common import Label, Name, QueryBool, Version, engine
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1/audit", description="Audit trail")
 SECURITY = [{"bearerAuth": []}]
@@ -20,12 +20,12 @@ class AuditQuery(ma.Schema):
     model = Name()
     version = Version()
     kind = ma.fields.String(validate=validate.Regexp(
-        r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?$",
+        r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?\Z",
         error="must be an entry kind such as model.version.registered, or a prefix such as model.*"))
     actor = Label(256)
     since = ma.fields.AwareDateTime(format="iso", metadata={"description": "inclusive, RFC 3339"})
     until = ma.fields.AwareDateTime(format="iso", metadata={"description": "exclusive, RFC 3339"})
-    flagged = ma.fields.Boolean()
+    flagged = QueryBool()
     limit = QueryInteger(load_default=100, validate=validate.Range(min=1, max=500))
     cursor = ma.fields.String(validate=validate.Length(max=64))
     format = ma.fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))

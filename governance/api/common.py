@@ -8,10 +8,10 @@ import marshmallow as ma
 from flask import current_app, g
 from marshmallow import validate
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"
-SHA256_PATTERN = r"^[0-9a-f]{64}$"
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z"
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}\Z"
+SHA256_PATTERN = r"^[0-9a-f]{64}\Z"
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def Name(**kwargs):
@@ -46,8 +46,30 @@ def Text(max_length: int, min_length: int = 0, **kwargs):
 def Label(max_length: int = 128, **kwargs):
     """A short single-line label."""
     return ma.fields.String(validate=[validate.Length(min=1, max=max_length), _no_control,
-                                      validate.Regexp(r"^[^\n\r\t]*$", error="must be one line")],
+                                      validate.Regexp(r"^[^\n\r\t]*\Z", error="must be one line")],
                             **kwargs)
+
+
+def Int(**kwargs):
+    """A JSON integer: no strings, no floats (12.5 is refused, not truncated)."""
+    return ma.fields.Integer(strict=True, **kwargs)
+
+
+class _JsonBoolean(ma.fields.Boolean):
+    def _deserialize(self, value, attr, data, **kwargs):
+        if type(value) is not bool:  # 1 == True in Python; in JSON it is a number
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+def Bool(**kwargs):
+    """A JSON boolean: true or false, nothing that merely looks like one (not 1, not "yes")."""
+    return _JsonBoolean(**kwargs)
+
+
+def QueryBool(**kwargs):
+    """A boolean query parameter: exactly ``true`` or ``false``."""
+    return ma.fields.Boolean(truthy={"true"}, falsy={"false"}, **kwargs)
 
 
 class StrictSchema(ma.Schema):

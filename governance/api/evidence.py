@@ -16,7 +16,7 @@ from .. import evidence
 from ..errors import InvalidRequestError
 from ..fairness import compute_bias_metrics
 from ..identity import READ_ROLES
-from .common import Label, Sha256, StrictSchema, Text, actor, engine, ledger
+from .common import Bool, Int, Label, QueryBool, Sha256, StrictSchema, Text, actor, engine, ledger
 from .registry import DatasetRef
 
 blp = Blueprint("evidence", __name__, url_prefix="/api/v1",
@@ -63,7 +63,7 @@ class BiasReportFields(StrictSchema):
     attributes = ma.fields.List(ma.fields.Nested(BiasAttribute), required=True,
                                 validate=validate.Length(min=1, max=50))
     dataset = ma.fields.Nested(DatasetRef, load_default=None, allow_none=True)
-    sample_size = ma.fields.Integer(load_default=None, allow_none=True,
+    sample_size = Int(load_default=None, allow_none=True,
                                     validate=validate.Range(min=1, max=2**53 - 1))
     computed_by = Label(128, load_default="submitter")
 
@@ -81,7 +81,7 @@ class ExplainabilityFields(StrictSchema):
 
 
 class ValidationFields(StrictSchema):
-    passed = ma.fields.Boolean(required=True)
+    passed = Bool(required=True)
     metrics = ma.fields.Dict(keys=Label(128), values=Number(), load_default=dict)
     thresholds = ma.fields.Dict(keys=Label(128), values=Number(), load_default=dict)
     dataset = ma.fields.Nested(DatasetRef, load_default=None, allow_none=True)
@@ -107,7 +107,7 @@ class EvidenceIn(StrictSchema):
     fields = ma.fields.Dict(required=True, metadata={"description": "kind-specific fields"})
     document_sha256 = Sha256(load_default=None, allow_none=True)
     supersedes = ma.fields.String(load_default=None, allow_none=True,
-                                  validate=validate.Regexp(r"^ev-\d{1,16}$"))
+                                  validate=validate.Regexp(r"^ev-\d{1,16}\Z"))
 
     @ma.validates_schema
     def _fields_for_kind(self, data, **kwargs):
@@ -143,7 +143,7 @@ class EvidenceOut(ma.Schema):
 
 class EvidenceQuery(ma.Schema):
     kind = ma.fields.String(validate=validate.OneOf(evidence.EVIDENCE_KINDS))
-    current_only = ma.fields.Boolean(load_default=False)
+    current_only = QueryBool(load_default=False)
 
 
 class BiasSampleIn(StrictSchema):
@@ -155,7 +155,7 @@ class BiasSampleIn(StrictSchema):
                                         required=True, validate=validate.Length(min=1, max=20))
     dataset = ma.fields.Nested(DatasetRef, load_default=None, allow_none=True)
     supersedes = ma.fields.String(load_default=None, allow_none=True,
-                                  validate=validate.Regexp(r"^ev-\d{1,16}$"))
+                                  validate=validate.Regexp(r"^ev-\d{1,16}\Z"))
 
 
 class DocumentOut(ma.Schema):

@@ -11,7 +11,7 @@ from ledger.http import Blueprint, QueryInteger, require_roles
 from .. import registry
 from ..identity import READ_ROLES
 from .common import (
-    Label, Name, Sha256, StrictSchema, Text, Version, actor, created_status, engine, ledger,
+    Bool, Int, Label, Name, Sha256, StrictSchema, Text, Version, actor, created_status, engine, ledger,
 )
 
 blp = Blueprint("registry", __name__, url_prefix="/api/v1",
@@ -27,7 +27,7 @@ class ModelIn(StrictSchema):
     owner = Label(256, required=True, metadata={"description": "the accountable person"})
     intended_use = Text(10_000, load_default="")
     risk_tier = ma.fields.String(required=True, validate=validate.OneOf(registry.RISK_TIERS))
-    uses_personal_data = ma.fields.Boolean(required=True)
+    uses_personal_data = Bool(required=True)
     protected_attributes = ma.fields.List(Label(64), load_default=list, validate=validate.Length(max=50))
     tags = ma.fields.List(Label(64), load_default=list, validate=validate.Length(max=50))
 
@@ -146,9 +146,9 @@ class DatasetVersionIn(StrictSchema):
     consent_reference = Label(512, load_default=None, allow_none=True)
     retention_period = ma.fields.String(
         load_default=None, allow_none=True,
-        validate=validate.Regexp(r"^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?$",
-                                 error="must be an ISO 8601 period such as P90D or P5Y"))
-    row_count = ma.fields.Integer(load_default=None, allow_none=True,
+        validate=validate.And(validate.Length(max=32), validate.Regexp(r"^P(?!\Z)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?\Z",
+                                 error="must be an ISO 8601 period such as P90D or P5Y")))
+    row_count = Int(load_default=None, allow_none=True,
                                   validate=validate.Range(min=0, max=2**53 - 1))
 
 

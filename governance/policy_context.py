@@ -1,0 +1,138 @@
+"""The one object policies see: ``ctx``, built from projections.
+
+Everything a rule may look at is here, in plain JSON types, so that the
+context can be recorded with the decision (canonical bytes, digest) and
+replayed later. Documented field by field in docs/policy.md.
+
+``state_seq`` is the newest ledger seq among the entries the context was
+built from (the version, its evidence and sign-offs, the model's deployments
+and overrides); a decision is stale once that number moves.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from ledger.entry import parse_timestamp, utc_timestamp
+
+from . import tables
+from .registry import model_row, version_row
+
+HISTORY = 20
+
+
+def _age_days(now: datetime, ts: str) -> float:
+    return round((now - parse_timestamp(ts)).total_seconds() / 86400, 6)
+
+
+def state_seq(conn, model: str, version: str) -> int:
+    """Return the newest seq of any entry a decision about this version depends on."""
+    v, e, a, d, o = (tables.model_version, tables.evidence, tables.approval, tables.deployment,
+                     tables.override)
+    candidates = [
+        sa.select(sa.func.max(v.c.seq)).where(v.c.model_name == model, v.c.version == version),
+        sa.select(sa.func.max(e.c.seq)).where(e.c.model_name == model, e.c.version == version),
+        sa.select(sa.func.max(a.c.seq)).where(a.c.model_name == model, a.c.version == version),
+        sa.select(sa.func.max(a.c.revoked_seq)).where(a.c.model_name == model, a.c.version == version),
+        sa.select(sa.func.max(d.c.seq)).where(d.c.model_name == model),
+        sa.select(sa.func.max(o.c.requested_seq)).where(o.c.model_name == model, o.c.version == version),
+        sa.select(sa.func.max(o.c.confirmed_seq)).where(o.c.model_name == model, o.c.version == version),
+    ]
+    return max((conn.execute(q).scalar() or 0) for q in candidates)
+
+
+def active_override(conn, model: str, version: str, environment: str, now: str):
+    """Return the confirmed, unexpired break-glass override for this target, or None."""
+    o = tables.override
+    return conn.execute(sa.select(o).where(
+        o.c.model_name == model, o.c.version == version, o.c.environment == environment,
+        o.c.confirmed_seq.is_not(None), o.c.expires_at > now).order_by(o.c.requested_seq.desc())).first()
+
+
+def build_context(conn, model: str, version: str, environment: str, now: datetime) -> tuple[dict, int]:
+    """Return (ctx, state_seq) for a check of ``model@version`` into ``environment`` at ``now``."""
+    m = model_row(conn, model)
+    v = version_row(conn, model, version)
+    now_ts = utc_timestamp(now)
+    e, a = tables.evidence, tables.approval
+    evidence_rows = conn.execute(sa.select(e).where(
+        e.c.model_name == model, e.c.version == version).order_by(e.c.seq)).all()
+    submitters = {r.submitted_by for r in evidence_rows}
+    current = [r for r in evidence_rows if r.superseded_by is None]
+    latest_evidence_at = max((r.submitted_at for r in current), default="")
+    evidence = []
+    for r in current:
+        fields = json.loads(r.fields)
+        expires_at = fields.get("expires_at") if isinstance(fields.get("expires_at"), str) else None
+        evidence.append({
+            "id": r.evidence_id, "kind": r.kind, "digest": r.digest, "submitted_by": r.submitted_by,
+            "submitted_at": r.submitted_at, "age_days": _age_days(now, r.submitted_at),
+            "fields": fields, "document_sha256": r.document_sha256,
+            "expires_at": expires_at, "expired": bool(expires_at and expires_at <= now_ts),
+        })
+    approvals, revoked = [], []
+    for r in conn.execute(sa.select(a).where(a.c.model_name == model, a.c.version == version)
+                          .order_by(a.c.seq)):
+        if r.revoked_seq is not None:
+            revoked.append({"id": r.approval_id, "area": r.area, "decision": r.decision,
+                            "actor": r.actor, "revoked_at": r.revoked_at, "revoked_by": r.revoked_by})
+            continue
+        approvals.append({
+            "id": r.approval_id, "area": r.area, "decision": r.decision, "actor": r.actor,
+            "decided_at": r.decided_at, "age_days": _age_days(now, r.decided_at),
+            "after_latest_evidence": r.decided_at > latest_evidence_at,
+            "by_author": r.actor == v.created_by, "by_evidence_submitter": r.actor in submitters,
+            "evidence_digests": [x["digest"] for x in json.loads(r.evidence)],
+        })
+    dv, link = tables.dataset_version, tables.version_dataset
+    datasets = []
+    for r in conn.execute(sa.select(dv).join(link, sa.and_(
+            link.c.dataset_name == dv.c.dataset_name, link.c.dataset_version == dv.c.version)).where(
+            link.c.model_name == model, link.c.version == version).order_by(dv.c.dataset_name, dv.c.version)):
+        pii = json.loads(r.pii_columns)
+        datasets.append({
+            "name": r.dataset_name, "version": r.version, "content_sha256": r.content_sha256,
+            "has_digest": len(r.content_sha256) == 64, "source_system": r.source_system,
+            "pii_columns": pii, "has_pii": bool(pii), "legal_basis": r.legal_basis,
+            "consent_reference": r.consent_reference, "retention_period": r.retention_period,
+        })
+    d = tables.deployment
+    rows = conn.execute(sa.select(d).where(d.c.model_name == model).order_by(d.c.seq)).all()
+    live = {}
+    for r in rows:
+        live[r.environment] = r.version
+    override = active_override(conn, model, version, environment, now_ts)
+    ctx = {
+        "now": now_ts,
+        "environment": environment,
+        "model": {"name": m.name, "owner": m.owner, "risk_tier": m.risk_tier,
+                  "uses_personal_data": m.uses_personal_data,
+                  "protected_attributes": json.loads(m.protected_attributes),
+                  "tags": json.loads(m.tags), "intended_use": m.intended_use},
+        "version": {"version": v.version, "artifact_sha256": v.artifact_sha256,
+                    "artifact_uri": v.artifact_uri, "framework": v.framework,
+                    "created_by": v.created_by, "created_at": v.created_at,
+                    "metrics": json.loads(v.metrics),
+                    "training_datasets": [f"{t['name']}@{t['version']}"
+                                          for t in json.loads(v.training_datasets)]},
+        "evidence": evidence,
+        "evidence_kinds": sorted({x["kind"] for x in evidence}),
+        "latest_evidence_at": latest_evidence_at,
+        "approvals": approvals,
+        "revoked_approvals": revoked,
+        "datasets": datasets,
+        "deployments": {
+            "live": live,
+            "this_version_live_in": sorted(env for env, ver in live.items() if ver == version),
+            "history": [{"environment": r.environment, "version": r.version, "action": r.action,
+                         "at": r.at} for r in rows[-HISTORY:]],
+        },
+        "override": None if override is None else {
+            "id": override.override_id, "requested_by": override.requested_by,
+            "confirmed_by": override.confirmed_by, "justification": override.justification,
+            "expires_at": override.expires_at},
+    }
+    return ctx, state_seq(conn, model, version)

@@ -1,0 +1,140 @@
+"""Evaluate a policy set on one context: allow or deny, one result per rule.
+
+Pure: the context (``ctx``) and the environment's ``params`` go in, results
+come out; the same inputs give the same results, which is what makes a
+recorded decision replayable. The context is converted for CEL once per
+evaluation (a ``cel.Context``) and every rule runs on it.
+
+Failure is closed: an expression that errors (a missing field, a type
+mismatch) or returns something other than a boolean fails its rule, with the
+rule id and the error in the message. A deny-severity failure denies; a warn
+failure is reported and allows. If no rule applies, the decision is deny: an
+unchecked deployment never passes by accident, and neither does an
+environment no policy declares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cel
+
+from .policy_files import PolicySet, Rule
+
+ENVIRONMENT_RULE = "policy-set.environment"
+COVERAGE_RULE = "policy-set.coverage"
+
+
+def _join(items, separator=", "):
+    return separator.join(str(item) for item in items)
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """The outcome of one rule."""
+
+    rule: str
+    policy: str
+    severity: str
+    applicable: bool
+    passed: bool
+    message: str
+    remediation: str | None = None
+
+    def as_json(self) -> dict:
+        return {"rule": self.rule, "policy": self.policy, "severity": self.severity,
+                "applicable": self.applicable, "passed": self.passed, "message": self.message,
+                "remediation": self.remediation}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A decision and its reasons."""
+
+    decision: str
+    results: tuple[RuleResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.decision == "allow"
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    @property
+    def failures(self) -> list[RuleResult]:
+        return [r for r in self.results if not r.passed]
+
+    def results_json(self) -> list[dict]:
+        return [r.as_json() for r in self.results]
+
+
+def evaluate(policy_set: PolicySet, context: dict) -> Evaluation:
+    """Evaluate every rule of ``policy_set`` on ``context`` (which names its environment)."""
+    environment = context.get("environment")
+    if environment not in policy_set.environments:
+        declared = ", ".join(sorted(policy_set.environments))
+        return Evaluation("deny", (RuleResult(
+            ENVIRONMENT_RULE, "policy-set", "deny", True, False,
+            f"environment {environment!r} is not declared by the policy set (declared: {declared})",
+            "deploy to a declared environment, or declare it under spec.environments of a policy"),))
+    env = cel.Context()
+    env.add_variable("ctx", context)
+    env.add_variable("params", policy_set.params_for(environment))
+    env.add_function("join", _join)
+    results = [_evaluate_rule(rule, environment, env) for rule in policy_set.rules]
+    if not any(r.applicable for r in results):
+        results.append(RuleResult(COVERAGE_RULE, "policy-set", "deny", True, False,
+                                  f"no rule applies to this version in {environment}: an unchecked "
+                                  "deployment is denied", "add a rule that applies to it"))
+    denied = any(r.applicable and not r.passed and r.severity == "deny" for r in results)
+    return Evaluation("deny" if denied else "allow", tuple(results))
+
+
+def _evaluate_rule(rule: Rule, environment: str, env) -> RuleResult:
+    def result(applicable, passed, message, remediation=None):
+        return RuleResult(rule.id, rule.policy, rule.severity, applicable, passed, message, remediation)
+
+    if rule.environments and environment not in rule.environments:
+        return result(False, True, f"not applicable in {environment}")
+    for name, _expression, program in rule.match:
+        try:
+            matched = program.execute(env)
+        except Exception as e:  # noqa: BLE001 - any CEL failure fails closed
+            return result(True, False, f"{rule.id}: match condition {name!r} could not be evaluated "
+                          f"({_error(e)}); failing closed")
+        if matched is not True:
+            if matched is False:
+                return result(False, True, f"not applicable: {name}")
+            return result(True, False, f"{rule.id}: match condition {name!r} returned "
+                          f"{type(matched).__name__}, not a boolean; failing closed")
+    for check in rule.validations:
+        try:
+            passed = check.program.execute(env)
+        except Exception as e:  # noqa: BLE001 - any CEL failure fails closed
+            return result(True, False, f"{rule.id}: {check.message} (the check could not be "
+                          f"evaluated: {_error(e)}; failing closed)", check.remediation)
+        if passed is not True:
+            if passed is not False:
+                return result(True, False, f"{rule.id}: the check returned {type(passed).__name__}, "
+                              "not a boolean; failing closed", check.remediation)
+            return result(True, False, _message(check, env), check.remediation)
+    return result(True, True, rule.description)
+
+
+def _message(check, env) -> str:
+    if check.message_program is not None:
+        try:
+            text = check.message_program.execute(env)
+            if isinstance(text, str) and text:
+                return text
+        except Exception:  # noqa: BLE001 - fall back to the static message
+            pass
+    return check.message
+
+
+def _error(error: Exception) -> str:
+    text = str(error).split("\n")[0][:300]
+    if isinstance(error, KeyError):
+        return f"missing field {text}"
+    return f"{type(error).__name__}: {text}"
