@@ -9,8 +9,9 @@ reference's output. ``tests/test_canonical.py`` proves the two agree with
 property tests over generated values, including the excluded corners.
 
 Where the fast path steps aside, and why:
-- floats that are whole numbers (JCS writes ``1``, orjson ``1.0``) or smaller
-  than 1e-4 in magnitude (JCS switches to exponent form at a different point);
+- floats smaller than 1e-4 in magnitude (JCS switches to exponent form at a
+  different point) or whole numbers beyond 2**53 (whole floats below that are
+  written as integers first: JCS writes ``1.0`` as ``1``, orjson ``1.0``);
 - object keys with characters outside the Basic Multilingual Plane (JCS sorts
   keys by UTF-16 code units, orjson by code points);
 - any type other than exact dict/list/str/int/float/bool/None (subclasses,
@@ -46,9 +47,11 @@ def canonical_bytes(value) -> bytes:
             an integer beyond ±(2**53-1), a lone surrogate, a non-string key,
             an unsupported type).
     """
-    if _fast_path_admits(value):
+    verdict = _fast_path_admits(value)
+    if verdict:
         try:
-            return orjson.dumps(value, option=_ORJSON_OPTIONS)
+            return orjson.dumps(_whole_floats_as_ints(value) if verdict is _NORMALISE else value,
+                                option=_ORJSON_OPTIONS)
         except (TypeError, orjson.JSONEncodeError):
             pass  # e.g. lone surrogates: let the reference give its message
     return reference_canonical_bytes(value)
@@ -104,8 +107,17 @@ def canonical_string(value: str) -> bytes:
         raise CanonicalizationError("string contains a lone surrogate") from e
 
 
-def _fast_path_admits(value) -> bool:
-    """True if orjson is known to produce the reference bytes for *value*."""
+_NORMALISE = 2  # admitted once whole-number floats are written as integers
+
+
+def _fast_path_admits(value) -> int:
+    """Truthy if orjson is known to produce the reference bytes for *value*.
+
+    Returns ``_NORMALISE`` when the value holds whole-number floats below
+    2**53 in magnitude: JCS writes ``1.0`` as ``1``, exactly as orjson writes
+    the integer 1, so replacing them by integers first gives the same bytes.
+    """
+    verdict = True
     stack = [(value, 0)]
     pop, push = stack.pop, stack.append
     while stack:
@@ -118,7 +130,14 @@ def _fast_path_admits(value) -> bool:
                 continue
             return False
         if kind is float:
-            if math.isfinite(item) and not item.is_integer() and abs(item) >= _FAST_FLOAT_MIN:
+            if not math.isfinite(item):
+                return False
+            if item.is_integer():
+                if abs(item) <= MAX_SAFE_INTEGER:
+                    verdict = _NORMALISE
+                    continue
+                return False
+            if abs(item) >= _FAST_FLOAT_MIN:
                 continue
             return False
         if depth >= _MAX_DEPTH:
@@ -134,7 +153,19 @@ def _fast_path_admits(value) -> bool:
                 push((child, depth + 1))
             continue
         return False
-    return True
+    return verdict
+
+
+def _whole_floats_as_ints(value):
+    """A copy of *value* with whole-number floats replaced by ints (for the fast path)."""
+    kind = type(value)
+    if kind is float:
+        return int(value) if value.is_integer() else value
+    if kind is dict:
+        return {key: _whole_floats_as_ints(child) for key, child in value.items()}
+    if kind is list:
+        return [_whole_floats_as_ints(child) for child in value]
+    return value
 
 
 def _reject_constant(name: str):

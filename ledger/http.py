@@ -76,7 +76,13 @@ class QueryInteger(ma.fields.Integer):
 
 
 class StrictParser(FlaskParser):
-    """webargs parser whose JSON loader refuses ambiguous JSON."""
+    """webargs parser whose JSON loader refuses ambiguous JSON.
+
+    Unknown query parameters are refused too: a typo such as ``?modle=x``
+    must not silently return everything.
+    """
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE}
 
     def _raw_load_json(self, req) -> typing.Any:
         if not is_json_request(req):

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from ledger.canonical import (
     MAX_SAFE_INTEGER,
+    _NORMALISE,
     _fast_path_admits,
     canonical_bytes,
     canonical_string,
@@ -149,7 +150,12 @@ def test_fast_path_steps_aside_where_documented():
     assert _fast_path_admits({"k": [1, 0.5, "s", None, True]})
     assert _fast_path_admits(1.0001e-4) and _fast_path_admits(-0.5)
     assert not _fast_path_admits(0.99e-4)
-    assert not _fast_path_admits(3.0) and not _fast_path_admits(-0.0)
+    # whole floats below 2**53 are admitted once rewritten as integers
+    assert _fast_path_admits(3.0) == _fast_path_admits({"a": [-0.0]}) == _NORMALISE
+    assert _fast_path_admits([1, 2.5]) is True
+    assert canonical_bytes({"a": [3.0, -0.0, 2.5, float(MAX_SAFE_INTEGER)]}) == rfc8785.dumps(
+        {"a": [3.0, -0.0, 2.5, float(MAX_SAFE_INTEGER)]})
+    assert not _fast_path_admits(float(MAX_SAFE_INTEGER + 1)) and not _fast_path_admits(1e20)
     assert not _fast_path_admits(float("nan"))
     assert _fast_path_admits({"\uffff": 1, "\ue000": 2})
     assert not _fast_path_admits({"\U00010000": 1})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 import marshmallow as ma
 from flask.views import MethodView
@@ -21,6 +22,23 @@ EVENT_TYPES = ("START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER")
 _RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)\Z")
 
 
+def _real_datetime(value: str) -> None:
+    """Refuse 2024-02-30 and +99:99 (the string is kept as sent)."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as e:
+        raise ma.ValidationError(f"not a real date-time: {e}") from e
+    offset = moment.utcoffset()
+    if offset is None or abs(offset) >= timedelta(hours=24):
+        raise ma.ValidationError("the UTC offset must be within ±23:59")
+
+
+def Facets():
+    """OpenLineage facets: a map of facet name to facet object (kept as sent)."""
+    return ma.fields.Dict(keys=ma.fields.String(validate=validate.Length(min=1, max=256)),
+                          values=ma.fields.Dict())
+
+
 class Open(ma.Schema):
     """OpenLineage objects are open: unknown keys (custom facets) are kept as sent."""
 
@@ -30,25 +48,25 @@ class Open(ma.Schema):
 
 class RunIn(Open):
     runId = ma.fields.String(required=True, validate=validate.Regexp(UUID_PATTERN, error="must be a UUID"))
-    facets = ma.fields.Dict(keys=ma.fields.String())
+    facets = Facets()
 
 
 class JobIn(Open):
     namespace = Label(256, required=True)
     name = Label(512, required=True)
-    facets = ma.fields.Dict(keys=ma.fields.String())
+    facets = Facets()
 
 
 class LineageDatasetIn(Open):
     namespace = Label(256, required=True)
     name = Label(512, required=True)
-    facets = ma.fields.Dict(keys=ma.fields.String())
+    facets = Facets()
 
 
 class RunEventIn(Open):
     eventType = ma.fields.String(validate=validate.OneOf(EVENT_TYPES))
-    eventTime = ma.fields.String(required=True, validate=validate.Regexp(
-        _RFC3339, error="must be an RFC 3339 date-time with offset"))
+    eventTime = ma.fields.String(required=True, validate=[validate.Regexp(
+        _RFC3339, error="must be an RFC 3339 date-time with offset"), _real_datetime])
     run = ma.fields.Nested(RunIn, required=True)
     job = ma.fields.Nested(JobIn, required=True)
     inputs = ma.fields.List(ma.fields.Nested(LineageDatasetIn), validate=validate.Length(max=1000))
