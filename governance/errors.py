@@ -58,7 +58,6 @@ HTTP_STATUS: dict[type, int] = {
 
 def status_of(error: GovernanceError) -> int:
     """Return the HTTP status of a governance error."""
-    for cls in type(error).__mro__:
-        if cls in HTTP_STATUS:
-            return HTTP_STATUS[cls]
-    return 400
+    from ledger.http import status_for
+
+    return status_for(error, HTTP_STATUS, default=400)

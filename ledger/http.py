@@ -46,12 +46,12 @@ ERROR_STATUS: dict[type, int] = {
 }
 
 
-def status_for(error: Exception) -> int:
-    """Return the HTTP status for a domain error (500 if unmapped)."""
+def status_for(error: Exception, table: dict[type, int] = ERROR_STATUS, default: int = 500) -> int:
+    """Return the HTTP status of an error from a class -> status table (nearest class wins)."""
     for cls in type(error).__mro__:
-        if cls in ERROR_STATUS:
-            return ERROR_STATUS[cls]
-    return 500
+        if cls in table:
+            return table[cls]
+    return default
 
 
 def error_body(code: int, status: str, message: str, errors: dict | None = None) -> dict:
