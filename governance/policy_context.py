@@ -4,14 +4,16 @@ Everything a rule may look at is here, in plain JSON types, so that the
 context can be recorded with the decision (canonical bytes, digest) and
 replayed later. Documented field by field in docs/policy.md.
 
-``state_seq`` is the newest ledger seq among the entries the context was
-built from (the version, its evidence and sign-offs, the model's deployments
-and overrides); a decision is stale once that number moves.
+``state_seq`` is the newest ledger seq among the rows the context was built
+from (the model, the version, its evidence, sign-offs and overrides, and the
+model's deployments); a decision is stale once that number moves. Both come
+from one :class:`VersionState` read, six queries.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -28,20 +30,52 @@ def _age_days(now: datetime, ts: str) -> float:
     return round((now - parse_timestamp(ts)).total_seconds() / 86400, 6)
 
 
+@dataclass(frozen=True)
+class VersionState:
+    """Every row a decision about one version depends on (one query per table)."""
+
+    model: object
+    version: object
+    evidence: list
+    approvals: list
+    datasets: list
+    deployments: list
+    overrides: list
+
+    def newest_seq(self) -> int:
+        """The newest ledger seq among these rows: a decision is stale once it moves."""
+        seqs = [self.model.seq, self.version.seq]
+        seqs += [r.seq for r in self.evidence]
+        seqs += [s for r in self.approvals for s in (r.seq, r.revoked_seq) if s is not None]
+        seqs += [r.seq for r in self.deployments]
+        seqs += [s for r in self.overrides for s in (r.requested_seq, r.confirmed_seq) if s is not None]
+        return max(seqs)
+
+
+def load_state(conn, model: str, version: str) -> VersionState:
+    """Read the rows of a version's state; NotFoundError if the version does not exist."""
+    e, a, d, o = tables.evidence, tables.approval, tables.deployment, tables.override
+    dv, link = tables.dataset_version, tables.version_dataset
+    return VersionState(
+        model=model_row(conn, model),
+        version=version_row(conn, model, version),
+        evidence=conn.execute(sa.select(e).where(
+            e.c.model_name == model, e.c.version == version).order_by(e.c.seq)).all(),
+        approvals=conn.execute(sa.select(a).where(
+            a.c.model_name == model, a.c.version == version).order_by(a.c.seq)).all(),
+        datasets=conn.execute(sa.select(dv).join(link, sa.and_(
+            link.c.dataset_name == dv.c.dataset_name, link.c.dataset_version == dv.c.version)).where(
+            link.c.model_name == model, link.c.version == version).order_by(
+            dv.c.dataset_name, dv.c.version)).all(),
+        deployments=conn.execute(sa.select(d).where(d.c.model_name == model).order_by(d.c.seq)).all(),
+        overrides=conn.execute(sa.select(o).where(
+            o.c.model_name == model, o.c.version == version).order_by(o.c.requested_seq)).all(),
+    )
+
+
 def state_seq(conn, model: str, version: str) -> int:
     """Return the newest seq of any entry a decision about this version depends on."""
-    v, e, a, d, o = (tables.model_version, tables.evidence, tables.approval, tables.deployment,
-                     tables.override)
-    candidates = [
-        sa.select(sa.func.max(v.c.seq)).where(v.c.model_name == model, v.c.version == version),
-        sa.select(sa.func.max(e.c.seq)).where(e.c.model_name == model, e.c.version == version),
-        sa.select(sa.func.max(a.c.seq)).where(a.c.model_name == model, a.c.version == version),
-        sa.select(sa.func.max(a.c.revoked_seq)).where(a.c.model_name == model, a.c.version == version),
-        sa.select(sa.func.max(d.c.seq)).where(d.c.model_name == model),
-        sa.select(sa.func.max(o.c.requested_seq)).where(o.c.model_name == model, o.c.version == version),
-        sa.select(sa.func.max(o.c.confirmed_seq)).where(o.c.model_name == model, o.c.version == version),
-    ]
-    return max((conn.execute(q).scalar() or 0) for q in candidates)
+    return load_state(conn, model, version).newest_seq()
 
 
 def active_override(conn, model: str, version: str, environment: str, now: str):
@@ -54,14 +88,11 @@ def active_override(conn, model: str, version: str, environment: str, now: str):
 
 def build_context(conn, model: str, version: str, environment: str, now: datetime) -> tuple[dict, int]:
     """Return (ctx, state_seq) for a check of ``model@version`` into ``environment`` at ``now``."""
-    m = model_row(conn, model)
-    v = version_row(conn, model, version)
+    state = load_state(conn, model, version)
+    m, v = state.model, state.version
     now_ts = utc_timestamp(now)
-    e, a = tables.evidence, tables.approval
-    evidence_rows = conn.execute(sa.select(e).where(
-        e.c.model_name == model, e.c.version == version).order_by(e.c.seq)).all()
-    submitters = {r.submitted_by for r in evidence_rows}
-    current = [r for r in evidence_rows if r.superseded_by is None]
+    submitters = {r.submitted_by for r in state.evidence}
+    current = [r for r in state.evidence if r.superseded_by is None]
     latest_evidence_at = max((r.submitted_at for r in current), default="")
     evidence = []
     for r in current:
@@ -74,8 +105,7 @@ def build_context(conn, model: str, version: str, environment: str, now: datetim
             "expires_at": expires_at, "expired": bool(expires_at and expires_at <= now_ts),
         })
     approvals, revoked = [], []
-    for r in conn.execute(sa.select(a).where(a.c.model_name == model, a.c.version == version)
-                          .order_by(a.c.seq)):
+    for r in state.approvals:
         if r.revoked_seq is not None:
             revoked.append({"id": r.approval_id, "area": r.area, "decision": r.decision,
                             "actor": r.actor, "revoked_at": r.revoked_at, "revoked_by": r.revoked_by})
@@ -87,11 +117,8 @@ def build_context(conn, model: str, version: str, environment: str, now: datetim
             "by_author": r.actor == v.created_by, "by_evidence_submitter": r.actor in submitters,
             "evidence_digests": [x["digest"] for x in json.loads(r.evidence)],
         })
-    dv, link = tables.dataset_version, tables.version_dataset
     datasets = []
-    for r in conn.execute(sa.select(dv).join(link, sa.and_(
-            link.c.dataset_name == dv.c.dataset_name, link.c.dataset_version == dv.c.version)).where(
-            link.c.model_name == model, link.c.version == version).order_by(dv.c.dataset_name, dv.c.version)):
+    for r in state.datasets:
         pii = json.loads(r.pii_columns)
         datasets.append({
             "name": r.dataset_name, "version": r.version, "content_sha256": r.content_sha256,
@@ -99,12 +126,11 @@ def build_context(conn, model: str, version: str, environment: str, now: datetim
             "pii_columns": pii, "has_pii": bool(pii), "legal_basis": r.legal_basis,
             "consent_reference": r.consent_reference, "retention_period": r.retention_period,
         })
-    d = tables.deployment
-    rows = conn.execute(sa.select(d).where(d.c.model_name == model).order_by(d.c.seq)).all()
     live = {}
-    for r in rows:
+    for r in state.deployments:
         live[r.environment] = r.version
-    override = active_override(conn, model, version, environment, now_ts)
+    override = next((r for r in reversed(state.overrides) if r.environment == environment
+                     and r.confirmed_seq is not None and r.expires_at > now_ts), None)
     ctx = {
         "now": now_ts,
         "environment": environment,
@@ -128,11 +154,11 @@ def build_context(conn, model: str, version: str, environment: str, now: datetim
             "live": live,
             "this_version_live_in": sorted(env for env, ver in live.items() if ver == version),
             "history": [{"environment": r.environment, "version": r.version, "action": r.action,
-                         "at": r.at} for r in rows[-HISTORY:]],
+                         "at": r.at} for r in state.deployments[-HISTORY:]],
         },
         "override": None if override is None else {
             "id": override.override_id, "requested_by": override.requested_by,
             "confirmed_by": override.confirmed_by, "justification": override.justification,
             "expires_at": override.expires_at},
     }
-    return ctx, state_seq(conn, model, version)
+    return ctx, state.newest_seq()

@@ -9,9 +9,10 @@ reference's output. ``tests/test_canonical.py`` proves the two agree with
 property tests over generated values, including the excluded corners.
 
 Where the fast path steps aside, and why:
-- floats smaller than 1e-4 in magnitude (JCS switches to exponent form at a
-  different point) or whole numbers beyond 2**53 (whole floats below that are
-  written as integers first: JCS writes ``1.0`` as ``1``, orjson ``1.0``);
+- floats from 1e-6 up to (not including) 1e-5 in magnitude, the one decade
+  where orjson already writes exponent form and JCS does not, and whole
+  numbers beyond 2**53 (whole floats below that are written as integers
+  first: JCS writes ``1.0`` as ``1``, orjson ``1.0``);
 - object keys with characters outside the Basic Multilingual Plane (JCS sorts
   keys by UTF-16 code units, orjson by code points);
 - any type other than exact dict/list/str/int/float/bool/None (subclasses,
@@ -34,7 +35,9 @@ from .errors import CanonicalizationError
 
 MAX_SAFE_INTEGER = 2**53 - 1
 _ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
-_FAST_FLOAT_MIN = 1e-4
+# The one decade where orjson writes exponent form ("1e-6") and JCS does not
+# ("0.000001"); measured over random bit patterns of every magnitude.
+_ORJSON_DIFFERS_FROM, _ORJSON_DIFFERS_TO = 1e-6, 1e-5
 _BMP_LIMIT = "\U00010000"
 _MAX_DEPTH = 64
 
@@ -137,7 +140,7 @@ def _fast_path_admits(value) -> int:
                     verdict = _NORMALISE
                     continue
                 return False
-            if abs(item) >= _FAST_FLOAT_MIN:
+            if not _ORJSON_DIFFERS_FROM <= abs(item) < _ORJSON_DIFFERS_TO:
                 continue
             return False
         if depth >= _MAX_DEPTH:

@@ -148,8 +148,11 @@ def test_integers_and_whole_floats_serialise_without_fraction():
 def test_fast_path_steps_aside_where_documented():
     """Pin the boundaries the module docstring states (both sides of each)."""
     assert _fast_path_admits({"k": [1, 0.5, "s", None, True]})
-    assert _fast_path_admits(1.0001e-4) and _fast_path_admits(-0.5)
-    assert not _fast_path_admits(0.99e-4)
+    assert _fast_path_admits(1.0001e-4) and _fast_path_admits(-0.5) and _fast_path_admits(0.99e-4)
+    # orjson and JCS disagree on exactly one decade: [1e-6, 1e-5)
+    assert _fast_path_admits(1e-5) and _fast_path_admits(-6e-5) and _fast_path_admits(9.99e-7)
+    assert not _fast_path_admits(1e-6) and not _fast_path_admits(-9.999999999999999e-06)
+    assert canonical_bytes([1e-5, 9.99e-7, 6e-5]) == rfc8785.dumps([1e-5, 9.99e-7, 6e-5])
     # whole floats below 2**53 are admitted once rewritten as integers
     assert _fast_path_admits(3.0) == _fast_path_admits({"a": [-0.0]}) == _NORMALISE
     assert _fast_path_admits([1, 2.5]) is True
