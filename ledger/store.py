@@ -11,6 +11,9 @@ append-only; this module never issues UPDATE or DELETE on them.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -96,6 +99,9 @@ class LedgerStore:
             # of one database never wait on each other.
             else "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '.ledger', 0))"
         )
+        database = engine.url.database if self.sqlite else None
+        self._writer_gate = _WriterGate(f"{database}.append-lock" if database and database != ":memory:"
+                                        else None)
 
     # -- transactions ---------------------------------------------------------
 
@@ -103,11 +109,14 @@ class LedgerStore:
     def write_transaction(self) -> Iterator[Connection]:
         """Open a transaction holding the ledger's append lock; commit on success.
 
-        SQLite: ``BEGIN IMMEDIATE`` (waits up to the busy timeout). PostgreSQL:
-        a transaction-level advisory lock, released by commit or rollback.
+        SQLite: writers first queue on a lock file beside the database (the
+        kernel wakes the next one the moment the lock is released, where
+        SQLite's own busy handler polls with sleeps of up to 100 ms and is not
+        fair), then ``BEGIN IMMEDIATE``. PostgreSQL: a transaction-level
+        advisory lock, released by commit or rollback.
         """
         try:
-            with self.engine.connect() as conn:
+            with self._writer_gate, self.engine.connect() as conn:
                 if self.sqlite:
                     conn = conn.execution_options(**{WRITE_OPTION: True})
                 with conn.begin():
@@ -302,6 +311,43 @@ class LedgerStore:
                 conn.exec_driver_sql("SELECT 1")
         except DBAPIError as e:
             raise LedgerError(f"database unreachable: {e.orig.__class__.__name__}") from e
+
+
+class _WriterGate:
+    """Serialises SQLite writers: a thread lock, then an ``flock`` shared by processes.
+
+    Only an optimisation of waiting: correctness rests on ``BEGIN IMMEDIATE``,
+    which still runs inside. Without a path (in-memory databases) it is a no-op.
+    """
+
+    def __init__(self, path: str | None):
+        self._path = path
+        self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid: int | None = None
+
+    def __enter__(self):
+        if self._path is None:
+            return self
+        self._thread_lock.acquire()
+        try:
+            if self._fd is None or self._pid != os.getpid():  # reopen after a fork
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                self._pid = os.getpid()
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        if self._path is None:
+            return False
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+        return False
 
 
 def _entry(row) -> StoredEntry:
