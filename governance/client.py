@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check", help="may this version go to this environment?")
     record = commands.add_parser("record", help="record a deployment from an allow decision")
     for sub in (check, record):
+        # also accepted after the subcommand; SUPPRESS keeps a --json given before it
+        sub.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                         help="print the server's JSON")
         sub.add_argument("--model")
         sub.add_argument("--version")
         sub.add_argument("--environment")

@@ -24,7 +24,7 @@ from ledger.entry import utc_timestamp
 from . import tables
 from .errors import ConflictError, NotFoundError
 from .policy_context import active_override, build_context, state_seq
-from .policy_engine import RuleResult, evaluate
+from .policy_engine import ENVIRONMENT_RULE, RuleResult, evaluate
 from .projections import AuditFacts, projects
 from .registry import model_subject
 
@@ -39,20 +39,27 @@ def deployment_id_of(seq: int) -> str:
     return f"dp-{seq}"
 
 
-def _evaluate(policy_set, context: dict) -> tuple[str, list[dict]]:
-    """Evaluate, then apply a confirmed break-glass override if the context has one."""
+def _evaluate(policy_set, context: dict) -> tuple[str, list[dict], str | None]:
+    """Evaluate, then apply a confirmed break-glass override if one is needed and allowed.
+
+    Returns the decision, the results and the id of the override it used
+    (None when the rules allowed on their own). An override never opens an
+    environment the policy set does not declare.
+    """
     evaluation = evaluate(policy_set, context)
     results = evaluation.results_json()
     decision = evaluation.decision
     override = context.get("override")
-    if override and decision == "deny":
-        decision = "allow"
-        results.append(RuleResult(
-            OVERRIDE_RULE, "break-glass", "deny", True, True,
-            f"break-glass override {override['id']} by {override['requested_by']} and "
-            f"{override['confirmed_by']} until {override['expires_at']}: {override['justification']}",
-        ).as_json())
-    return decision, results
+    undeclared = any(r["rule"] == ENVIRONMENT_RULE and not r["passed"] for r in results)
+    if not (override and decision == "deny" and not undeclared):
+        return decision, results, None
+    decision = "allow"
+    results.append(RuleResult(
+        OVERRIDE_RULE, "break-glass", "deny", True, True,
+        f"break-glass override {override['id']} by {override['requested_by']} and "
+        f"{override['confirmed_by']} until {override['expires_at']}: {override['justification']}",
+    ).as_json())
+    return decision, results, override["id"]
 
 
 def check(ledger, registry, actor: str, model: str, version: str, environment: str,
@@ -64,14 +71,14 @@ def check(ledger, registry, actor: str, model: str, version: str, environment: s
         context, seen_seq = build_context(conn, model, version, environment, now)
     context_bytes = storable_canonical_bytes(context)
     context = orjson.loads(context_bytes)  # evaluate exactly what is recorded
-    decision, results = _evaluate(policy_set, context)
+    decision, results, override_id = _evaluate(policy_set, context)
     payload = {
         "model": model, "version": version, "environment": environment, "decision": decision,
         "policy_digest": policy_set.digest,
         "input_digest": hashlib.sha256(context_bytes).hexdigest(),
         "state_seq": seen_seq,
         "expires_at": utc_timestamp(now + timedelta(seconds=ttl_seconds)),
-        "override_id": context["override"]["id"] if context["override"] else None,
+        "override_id": override_id,
         "results": results,
         "context": context,
     }
@@ -124,7 +131,7 @@ def replay(ledger, registry, decision_id: str) -> dict:
     payload = orjson.loads(ledger.entry(row.seq).canonical)["payload"]
     context_digest = hashlib.sha256(storable_canonical_bytes(payload["context"])).hexdigest()
     policy_set = registry.by_digest(payload["policy_digest"])
-    decision, results = _evaluate(policy_set, payload["context"])
+    decision, results, _ = _evaluate(policy_set, payload["context"])
     differences = []
     if context_digest != payload["input_digest"]:
         differences.append(f"recorded inputs hash to {context_digest}, not {payload['input_digest']}")
@@ -319,7 +326,7 @@ def policy_status(ledger, registry, model: str, version: str, now: datetime | No
     with ledger.store.engine.connect() as conn:
         for environment in sorted(policy_set.environments):
             context, _ = build_context(conn, model, version, environment, now)
-            decision, results = _evaluate(policy_set, orjson.loads(storable_canonical_bytes(context)))
+            decision, results, _ = _evaluate(policy_set, orjson.loads(storable_canonical_bytes(context)))
             environments[environment] = {
                 "decision": decision,
                 "failed": [r["rule"] for r in results if r["applicable"] and not r["passed"]]}

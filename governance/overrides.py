@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from ledger.entry import utc_timestamp
 
 from . import tables
-from .errors import ConflictError, NotFoundError, SeparationOfDutiesError
+from .errors import ConflictError, InvalidRequestError, NotFoundError, SeparationOfDutiesError
 from .projections import AuditFacts, projects
 from .registry import model_subject, version_row
 
@@ -29,8 +29,13 @@ def override_id_of(seq: int) -> str:
 
 
 def request_override(ledger, actor: str, model: str, version: str, environment: str,
-                     justification: str, expires_in_minutes: int) -> dict:
-    """Request a break-glass override (admin)."""
+                     justification: str, expires_in_minutes: int, declared_environments) -> dict:
+    """Request a break-glass override (admin) for an environment the policy set declares."""
+    if environment not in declared_environments:
+        raise InvalidRequestError(
+            f"environment {environment!r} is not declared by the policy set; an override cannot "
+            f"open it (declared: {', '.join(sorted(declared_environments))})",
+            errors={"environment": ["not declared by the policy set"]})
     expires_at = utc_timestamp(datetime.now(timezone.utc) + timedelta(minutes=expires_in_minutes))
     with ledger.transaction() as writer:
         version_row(writer.connection, model, version)

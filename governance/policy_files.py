@@ -61,46 +61,88 @@ class PolicyLoadError(InvalidRequestError):
 
     def __init__(self, problems: list[dict]):
         self.problems = problems
-        first = problems[0]
-        where = ":".join(str(first[k]) for k in ("file", "line", "column") if first.get(k) is not None)
-        rule = f" rule {first['rule']}" if first.get("rule") else ""
-        super().__init__(f"invalid policy set: {where}{rule}: {first['message']}"
+        super().__init__(f"invalid policy set: {_describe(problems[0])}"
                          + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
                          errors={"policies": [_describe(p) for p in problems]})
 
 
 def _describe(problem: dict) -> str:
     where = ":".join(str(problem[k]) for k in ("file", "line", "column") if problem.get(k) is not None)
-    rule = f" rule {problem['rule']}" if problem.get("rule") else ""
-    return f"{where}{rule}: {problem['message']}"
+    where += f" rule {problem['rule']}" if problem.get("rule") else ""
+    return f"{where.strip()}: {problem['message']}" if where.strip() else problem["message"]
 
 
 # -- YAML with positions --------------------------------------------------------
 
 class _Marked(dict):
-    """A mapping that remembers where each of its values starts in the file."""
+    """A mapping that remembers where it starts and where each of its values starts."""
 
-    marks: dict
+    nodes: dict  # key -> value node (start_mark, style, value)
+    mark: object  # the mapping's own start
 
 
 class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys and keeps positions."""
+
     def construct_mapping(self, node, deep=False):
-        seen = {}
+        seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen[key] = key_node
-        mapping = _Marked(super().construct_mapping(node, deep=True))
-        mapping.marks = {self.construct_object(k, deep=True): v.start_mark for k, v in node.value}
-        return mapping
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
-def _mark(mapping, key):
-    marks = getattr(mapping, "marks", {})
-    mark = marks.get(key)
-    return (mark.line + 1, mark.column + 1) if mark else (None, None)
+def _construct_marked_mapping(loader, node):
+    # PyYAML builds mappings in two steps (yield, then fill) so that recursive
+    # structures work; positions must be attached to the object it yields.
+    data = _Marked()
+    data.nodes, data.mark = {}, node.start_mark
+    yield data
+    data.update(loader.construct_mapping(node, deep=True))
+    data.nodes = {loader.construct_object(k, deep=True): v for k, v in node.value}
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_marked_mapping)
+
+
+def _mark(mapping, key=None):
+    """Return the 1-based (line, column) of ``mapping[key]`` (or of the mapping)."""
+    if not isinstance(mapping, _Marked):
+        return None, None
+    node = mapping.nodes.get(key) if key is not None else None
+    mark = node.start_mark if node is not None else mapping.mark
+    return mark.line + 1, mark.column + 1
+
+
+def _position_in_value(source: str, node, offset: int):
+    """Map an offset inside a scalar's value to the file's 1-based (line, column).
+
+    One-line plain and quoted scalars map directly; for block scalars (``|``,
+    ``>``) and multi-line ones, each line of the value is found again in the
+    source lines that hold the scalar.
+    """
+    mark = node.start_mark
+    value = node.value
+    if node.style in (None, "'", '"') and "\n" not in value and mark.line == node.end_mark.line:
+        return mark.line + 1, mark.column + (1 if node.style else 0) + offset + 1
+    lines = source.splitlines()
+    first = mark.line + (1 if node.style in ("|", ">") else 0)
+    cursor = 0
+    for number in range(first, min(node.end_mark.line + 1, len(lines))):
+        text = lines[number]
+        piece = text.strip() if number > mark.line or node.style in ("|", ">") else text[mark.column:].strip()
+        if not piece:
+            continue
+        found = value.find(piece, cursor)
+        if found < 0:
+            continue
+        if found <= offset < found + len(piece) or offset == found + len(piece):
+            return number + 1, text.index(piece) + (offset - found) + 1
+        cursor = found + len(piece)
+    return mark.line + 1, mark.column + 1
 
 
 # -- schema ---------------------------------------------------------------------
@@ -245,12 +287,14 @@ def compile_policy_set(files: list[PolicyFile]) -> PolicySet:
     environments: dict = {}
     param_origin: dict = {}
     seen_rules: dict = {}
+    raw_rules_by_id: dict = {}
     seen_names: dict = {}
     if not files:
         problems.append({"file": None, "message": "the policy set has no files: it would deny everything"})
     for policy_file in files:
         try:
-            raw = yaml.load(policy_file.content.decode("utf-8"), Loader=_Loader)  # noqa: S506 (safe loader)
+            text = policy_file.content.decode("utf-8")
+            raw = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
         except UnicodeDecodeError as e:
             problems.append({"file": policy_file.name, "message": f"not UTF-8: {e.reason}"})
             continue
@@ -274,9 +318,11 @@ def compile_policy_set(files: list[PolicyFile]) -> PolicySet:
             problems.append({"file": policy_file.name, "message": f"policy name {name!r} is also used by {seen_names[name]}"})
         seen_names[name] = policy_file.name
         spec = data["spec"]
+        raw_params = raw["spec"].get("params")
         for key, value in spec["params"].items():
             if key in params and params[key] != value:
-                problems.append({"file": policy_file.name, "message":
+                line, column = _mark(raw_params, key)
+                problems.append({"file": policy_file.name, "line": line, "column": column, "message":
                                  f"param {key!r} is also set, differently, by {param_origin[key]}"})
             params[key] = value
             param_origin[key] = policy_file.name
@@ -296,14 +342,17 @@ def compile_policy_set(files: list[PolicyFile]) -> PolicySet:
                                  "message": f"rule id is also used in {seen_rules[rule['id']]}"})
                 continue
             seen_rules[rule["id"]] = policy_file.name
-            compiled = _compile_rule(policy_file.name, name, rule, raw_rule, problems)
+            raw_rules_by_id[rule["id"]] = raw_rule
+            compiled = _compile_rule(policy_file.name, name, rule, raw_rule, problems, text)
             if compiled:
                 rules.append(compiled)
     declared = set(environments)
     for rule in rules:
         for env in rule.environments or ():
             if env not in declared:
-                problems.append({"file": seen_rules[rule.id], "rule": rule.id, "message":
+                line, column = _mark(raw_rules_by_id.get(rule.id), "environments")
+                problems.append({"file": seen_rules[rule.id], "rule": rule.id, "line": line,
+                                 "column": column, "message":
                                  f"environment {env!r} is not declared in any spec.environments"})
     if files and not rules and not problems:
         problems.append({"file": None, "message": "the policy set has no rules: it would deny everything"})
@@ -313,35 +362,46 @@ def compile_policy_set(files: list[PolicyFile]) -> PolicySet:
                      params, environments)
 
 
-def _compile(expression, file, rule_id, raw, key, problems, index=None):
+_CEL_DETAIL = re.compile(r"ERROR: <input>:\d+:\d+: (.*)")
+
+
+def _compile(expression, file, rule_id, raw, key, problems, source, index=None):
     try:
         return cel.compile(expression)
     except (ValueError, RuntimeError, TypeError) as e:
+        text = str(e)
         line, column = _mark(raw, key)
-        match = _CEL_POSITION.search(str(e))
-        detail = str(e).split("\n")[0]
-        if match and line is not None:
-            # the CEL position is within the expression; point into the file
-            cel_line, cel_col = int(match.group(1)), int(match.group(2))
-            line, column = line + cel_line - 1, (column + cel_col if cel_line == 1 else cel_col)
+        position = _CEL_POSITION.search(text)
+        node = raw.nodes.get(key) if isinstance(raw, _Marked) else None
+        if position and node is not None:
+            # the CEL position is inside the expression: point into the file
+            cel_line, cel_col = int(position.group(1)), int(position.group(2))
+            expression_lines = expression.split("\n")
+            offset = sum(len(x) + 1 for x in expression_lines[:cel_line - 1]) + cel_col - 1
+            line, column = _position_in_value(source, node, offset)
+        detail = _CEL_DETAIL.search(text)
+        message = f"<input>:{position.group(1)}:{position.group(2)}: {detail.group(1)}" if (
+            detail and position) else text.split("\n")[0]
         problems.append({"file": file, "rule": rule_id, "line": line, "column": column,
-                         "message": f"CEL {key}{'' if index is None else f'[{index}]'}: {detail}"})
+                         "message": f"CEL {key}{'' if index is None else f'[{index}]'}: {message}"})
         return None
 
 
-def _compile_rule(file, policy, rule, raw_rule, problems) -> Rule | None:
+def _compile_rule(file, policy, rule, raw_rule, problems, source) -> Rule | None:
     failed = len(problems)
     match = []
     for i, (condition, raw) in enumerate(zip(rule["match"], raw_rule.get("match") or [])):
-        program = _compile(condition["expression"], file, rule["id"], raw, "expression", problems, i)
+        program = _compile(condition["expression"], file, rule["id"], raw, "expression", problems,
+                           source, i)
         match.append((condition["name"], condition["expression"], program))
     checks = []
     for i, (check, raw) in enumerate(zip(rule["validations"], raw_rule.get("validations") or [])):
-        program = _compile(check["expression"], file, rule["id"], raw, "expression", problems, i)
+        program = _compile(check["expression"], file, rule["id"], raw, "expression", problems,
+                           source, i)
         message_program = None
         if check.get("messageExpression"):
             message_program = _compile(check["messageExpression"], file, rule["id"], raw,
-                                       "messageExpression", problems, i)
+                                       "messageExpression", problems, source, i)
         checks.append(Check(check["expression"], check["message"], check.get("messageExpression"),
                             check.get("remediation"), program, message_program))
     if len(problems) > failed:
@@ -361,7 +421,8 @@ def _schema_problems(file, raw, messages, path=()) -> list[dict]:
                             else [{"file": file, "message": f"{'.'.join(map(str, here))}: {value}"}])
             continue
         parent = _walk(raw, path)
-        line, column = _mark(parent, key) if isinstance(parent, dict) else (None, None)
+        line, column = (_mark(parent, key) if isinstance(parent, _Marked) and key in parent
+                        else _mark(parent))  # a missing field: point at the mapping that lacks it
         rule = _rule_id_at(raw, here)
         problems.append({"file": file, "rule": rule, "line": line, "column": column,
                          "message": f"{'.'.join(map(str, here))}: {'; '.join(map(str, value))}"})

@@ -123,7 +123,8 @@ class PolicyRegistry:
             return self._by_digest[digest]
         p = tables.policy_set
         with self.ledger.store.engine.connect() as conn:
-            row = conn.execute(sa.select(p.c.seq).where(p.c.digest == digest)).first()
+            row = conn.execute(sa.select(p.c.seq).where(p.c.digest == digest)
+                               .order_by(p.c.seq.desc()).limit(1)).first()
         if row is None:
             raise NotFoundError(f"no recorded policy set {digest}")
         return self._set_from_entry(row.seq)
@@ -176,7 +177,8 @@ def policy_set_json(policy_set: PolicySet, registry: PolicyRegistry) -> dict:
     """The API form of a policy set."""
     p = tables.policy_set
     with registry.ledger.store.engine.connect() as conn:
-        row = conn.execute(sa.select(p).where(p.c.digest == policy_set.digest)).first()
+        row = conn.execute(sa.select(p).where(p.c.digest == policy_set.digest)
+                           .order_by(p.c.seq.desc()).limit(1)).first()
     return {
         "policy_digest": policy_set.digest,
         "loaded_at": row.loaded_at if row else None,

@@ -220,12 +220,14 @@ audit_event = sa.Table(
 
 policy_set = sa.Table(
     "gov_policy_set", metadata,
-    sa.Column("digest", sa.String(64), primary_key=True),
-    sa.Column("seq", sa.BigInteger, nullable=False),
+    # one row per load: a set can become active again after another one
+    sa.Column("seq", SEQ, primary_key=True, autoincrement=False),
+    sa.Column("digest", sa.String(64), nullable=False),
     sa.Column("loaded_at", TS, nullable=False),
     sa.Column("loaded_by", sa.String(256), nullable=False),
     sa.Column("files", JSON_TEXT, nullable=False),  # [[name, sha256], ...]
     sa.Column("rule_count", sa.Integer, nullable=False),
+    sa.Index("ix_gov_policy_set_digest", "digest"),
 )
 
 decision = sa.Table(

@@ -222,7 +222,8 @@ class Overrides(MethodView):
         """Request a break-glass override (admin; an approver must confirm it)"""
         return overrides.request_override(ledger(), actor(), data["model"], data["version"],
                                           data["environment"], data["justification"],
-                                          data["expires_in_minutes"])
+                                          data["expires_in_minutes"],
+                                          registry().current().environments)
 
 
 @blp.route("/deployments/overrides/<override_id>/confirm")

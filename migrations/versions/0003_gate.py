@@ -71,14 +71,15 @@ def upgrade() -> None:
     )
     op.create_index('ix_gov_override_version', 'gov_override', ['model_name', 'version', 'environment'], unique=False)
     op.create_table('gov_policy_set',
+    sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
     sa.Column('digest', sa.String(length=64), nullable=False),
-    sa.Column('seq', sa.BigInteger(), nullable=False),
     sa.Column('loaded_at', sa.String(length=27), nullable=False),
     sa.Column('loaded_by', sa.String(length=256), nullable=False),
     sa.Column('files', sa.Text(), nullable=False),
     sa.Column('rule_count', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('digest')
+    sa.PrimaryKeyConstraint('seq')
     )
+    op.create_index('ix_gov_policy_set_digest', 'gov_policy_set', ['digest'], unique=False)
 
 
 def downgrade() -> None:
