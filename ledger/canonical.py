@@ -84,8 +84,13 @@ def storable_canonical_bytes(value) -> bytes:
     Raises:
         CanonicalizationError: as :func:`canonical_bytes`, or for such a float.
     """
-    if _fast_path_admits(value):
-        return canonical_bytes(value)
+    verdict = _fast_path_admits(value)
+    if verdict:
+        try:
+            return orjson.dumps(_whole_floats_as_ints(value) if verdict is _NORMALISE else value,
+                                option=_ORJSON_OPTIONS)
+        except (TypeError, orjson.JSONEncodeError):
+            pass  # the reference gives the message
     stack = [value]
     while stack:
         item = stack.pop()
@@ -113,50 +118,62 @@ def canonical_string(value: str) -> bytes:
 _NORMALISE = 2  # admitted once whole-number floats are written as integers
 
 
-def _fast_path_admits(value) -> int:
+def _fast_path_admits(value, depth: int = 0) -> int:
     """Truthy if orjson is known to produce the reference bytes for *value*.
 
     Returns ``_NORMALISE`` when the value holds whole-number floats below
     2**53 in magnitude: JCS writes ``1.0`` as ``1``, exactly as orjson writes
     the integer 1, so replacing them by integers first gives the same bytes.
+    Recursive (at most ``_MAX_DEPTH`` deep), with the common scalars checked
+    inline: this walk is on the hot path of every append.
     """
-    verdict = True
-    stack = [(value, 0)]
-    pop, push = stack.pop, stack.append
-    while stack:
-        item, depth = pop()
-        kind = type(item)
-        if kind is str or kind is bool or item is None:
-            continue
-        if kind is int:
-            if -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
-                continue
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+    if kind is float:
+        if not math.isfinite(value):
             return False
-        if kind is float:
-            if not math.isfinite(item):
+        if value.is_integer():
+            return _NORMALISE if abs(value) <= MAX_SAFE_INTEGER else False
+        return not _ORJSON_DIFFERS_FROM <= abs(value) < _ORJSON_DIFFERS_TO
+    if depth >= _MAX_DEPTH:
+        return False
+    verdict = True
+    if kind is dict:
+        for key, child in value.items():
+            if type(key) is not str or not key.isascii() and max(key, default="") >= _BMP_LIMIT:
                 return False
-            if item.is_integer():
-                if abs(item) <= MAX_SAFE_INTEGER:
-                    verdict = _NORMALISE
+            child_kind = type(child)
+            if child_kind is str or child_kind is bool or child is None:
+                continue
+            if child_kind is int:
+                if -MAX_SAFE_INTEGER <= child <= MAX_SAFE_INTEGER:
                     continue
                 return False
-            if not _ORJSON_DIFFERS_FROM <= abs(item) < _ORJSON_DIFFERS_TO:
+            found = _fast_path_admits(child, depth + 1)
+            if not found:
+                return False
+            if found is _NORMALISE:
+                verdict = _NORMALISE
+        return verdict
+    if kind is list:
+        for child in value:
+            child_kind = type(child)
+            if child_kind is str or child_kind is bool or child is None:
                 continue
-            return False
-        if depth >= _MAX_DEPTH:
-            return False
-        if kind is dict:
-            for key, child in item.items():
-                if type(key) is not str or (key and max(key) >= _BMP_LIMIT):
-                    return False
-                push((child, depth + 1))
-            continue
-        if kind is list:
-            for child in item:
-                push((child, depth + 1))
-            continue
-        return False
-    return verdict
+            if child_kind is int:
+                if -MAX_SAFE_INTEGER <= child <= MAX_SAFE_INTEGER:
+                    continue
+                return False
+            found = _fast_path_admits(child, depth + 1)
+            if not found:
+                return False
+            if found is _NORMALISE:
+                verdict = _NORMALISE
+        return verdict
+    return False
 
 
 def _whole_floats_as_ints(value):

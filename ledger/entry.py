@@ -54,7 +54,28 @@ class PreparedEntry:
     subject_json: bytes
 
 
+_LABEL_CACHE: dict[tuple[str, str], bytes] = {}
+_LABEL_CACHE_LIMIT = 4096
+
+
 def _check_text(field: str, value, limit: int) -> bytes:
+    """Validate a kind/actor/subject and return its canonical JSON string.
+
+    Kinds and actors repeat from entry to entry, so validated encodings are
+    memoised (bounded; cleared when full).
+    """
+    if type(value) is str:
+        cached = _LABEL_CACHE.get((field, value))
+        if cached is not None:
+            return cached
+    encoded = _validate_text(field, value, limit)
+    if len(_LABEL_CACHE) >= _LABEL_CACHE_LIMIT:
+        _LABEL_CACHE.clear()
+    _LABEL_CACHE[(field, value)] = encoded
+    return encoded
+
+
+def _validate_text(field: str, value, limit: int) -> bytes:
     if type(value) is not str:
         raise EntryValidationError(f"{field} must be a string")
     if not value or not value.strip():
