@@ -29,7 +29,7 @@ MAX_ACTOR = 256
 MAX_SUBJECT = 512
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_TS_PATTERN = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+TS_PATTERN = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:
@@ -156,7 +156,7 @@ def read_envelope(data: bytes) -> EnvelopeFields:
     if not (data.startswith(b'{"actor":') and data.endswith(b'"}')):
         raise EntryValidationError("not a ledger entry envelope")
     ts = data[-2 - TS_LENGTH:-2]
-    if data[-2 - TS_LENGTH - len(_TS_KEY):-2 - TS_LENGTH] != _TS_KEY or not _TS_PATTERN.match(ts):
+    if data[-2 - TS_LENGTH - len(_TS_KEY):-2 - TS_LENGTH] != _TS_KEY or not TS_PATTERN.match(ts):
         raise EntryValidationError("entry timestamp is missing or malformed")
     at = data.rfind(_PREV_KEY)
     if at < 0:
@@ -183,51 +183,6 @@ def read_envelope(data: bytes) -> EnvelopeFields:
 def hashed_timestamp(data: bytes) -> str | None:
     """Return the ``ts`` written inside an entry's canonical bytes, or None if malformed."""
     ts = data[-2 - TS_LENGTH:-2]
-    if data[-2 - TS_LENGTH - len(_TS_KEY):-2 - TS_LENGTH] == _TS_KEY and _TS_PATTERN.match(ts):
+    if data[-2 - TS_LENGTH - len(_TS_KEY):-2 - TS_LENGTH] == _TS_KEY and TS_PATTERN.match(ts):
         return ts.decode()
     return None
-
-
-class LabelChecker:
-    """Checks that stored kind/actor/subject/ts columns say what the hashed bytes say.
-
-    The columns exist for queries; the bytes are the record. Encodings of
-    recurring labels are memoised, since kinds and actors repeat a lot.
-    """
-
-    def __init__(self, limit: int = 8192):
-        self._cache: dict[str, bytes] = {}
-        self._limit = limit
-
-    def _json(self, text: str) -> bytes:
-        encoded = self._cache.get(text)
-        if encoded is None:
-            if len(self._cache) >= self._limit:
-                self._cache.clear()
-            encoded = self._cache[text] = canonical_string(text)
-        return encoded
-
-    def mismatches(self, data: bytes, ts: str, kind: str, actor: str, subject: str) -> list[str]:
-        """Return the names of the columns that differ from the hashed entry."""
-        try:
-            actor_json, kind_json, subject_json = self._json(actor), self._json(kind), self._json(subject)
-        except CanonicalizationError:
-            return ["actor", "kind", "subject"]
-        wrong = []
-        if not data.startswith(b'{"actor":' + actor_json + b',"kind":'):
-            wrong.append("actor")
-        if not data.startswith(b',"kind":' + kind_json + b',"payload":', 9 + len(actor_json)) \
-                and not _contains_at_kind(data, kind_json):
-            wrong.append("kind")
-        tail = b',"subject":' + subject_json + _TS_KEY
-        if data[-2 - TS_LENGTH - len(tail):-2 - TS_LENGTH] != tail:
-            wrong.append("subject")
-        if hashed_timestamp(data) != ts:
-            wrong.append("ts")
-        return wrong
-
-
-def _contains_at_kind(data: bytes, kind_json: bytes) -> bool:
-    # When the actor column is wrong, find the kind after the hashed actor instead.
-    at = data.find(b',"kind":')
-    return at > 0 and data.startswith(kind_json + b',"payload":', at + 8)

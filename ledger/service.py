@@ -138,8 +138,7 @@ class LedgerWriter:
             data = encode_entry(item, seq, prev, ts)
             leaf = _sha256(_LEAF_PREFIX + data).digest()
             completed = frontier.append(leaf)
-            rows.append((seq, ts, item.kind, item.actor, item.subject, data, leaf,
-                         b"".join(completed) if completed else None))
+            rows.append((seq, data, leaf, b"".join(completed) if completed else None))
             results.append(AppendedEntry(seq, ts, item.kind, item.actor, item.subject, leaf, data))
             prev = leaf
             seq += 1

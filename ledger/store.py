@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
+import orjson
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -29,7 +30,7 @@ from .merkle import HASH_SIZE, Node
 ENTRY_TABLE = "ledger_entry"
 CHECKPOINT_TABLE = "ledger_checkpoint"
 KEY_TABLE = "ledger_key"
-ENTRY_COLUMNS = "seq, ts, kind, actor, subject, canonical, leaf_hash, nodes"
+ENTRY_COLUMNS = "seq, canonical, leaf_hash, nodes"
 
 
 class IndexCorruptError(LedgerError):
@@ -38,7 +39,7 @@ class IndexCorruptError(LedgerError):
 
 @dataclass(frozen=True, slots=True)
 class StoredEntry:
-    """One ledger row as stored."""
+    """One ledger entry: its stored bytes, and the fields read from them."""
 
     seq: int
     ts: str
@@ -91,7 +92,7 @@ class LedgerStore:
         p = "?" if self.sqlite else "%s"
         self._p = p
         self._insert_entry = (
-            f"INSERT INTO {ENTRY_TABLE} ({ENTRY_COLUMNS}) VALUES ({', '.join([p] * 8)})"
+            f"INSERT INTO {ENTRY_TABLE} ({ENTRY_COLUMNS}) VALUES ({', '.join([p] * 4)})"
         )
         self._lock_sql = (
             None if self.sqlite
@@ -141,15 +142,14 @@ class LedgerStore:
     def head(self, conn: Connection) -> Head | None:
         """Return the last entry's seq, leaf hash and timestamp, or None if empty.
 
-        The timestamp is read from the hashed bytes, not the ``ts`` column, so
-        an edited column cannot push later entries' timestamps around.
+        The timestamp is read from the hashed bytes (there is no other copy).
         """
         row = conn.exec_driver_sql(
-            f"SELECT seq, leaf_hash, canonical, ts FROM {ENTRY_TABLE} ORDER BY seq DESC LIMIT 1"
+            f"SELECT seq, leaf_hash, canonical FROM {ENTRY_TABLE} ORDER BY seq DESC LIMIT 1"
         ).first()
         if row is None:
             return None
-        return Head(row[0], bytes(row[1]), hashed_timestamp(bytes(row[2])) or row[3])
+        return Head(row[0], bytes(row[1]), hashed_timestamp(bytes(row[2])) or "")
 
     def size(self, conn: Connection) -> int:
         """Return the number of entries (head seq + 1, or 0)."""
@@ -157,7 +157,7 @@ class LedgerStore:
         return 0 if row is None or row[0] is None else row[0] + 1
 
     def insert_entries(self, conn: Connection, rows: list[tuple]) -> None:
-        """Insert entry rows ``(seq, ts, kind, actor, subject, canonical, leaf_hash, nodes)``."""
+        """Insert entry rows ``(seq, canonical, leaf_hash, nodes)``."""
         if len(rows) == 1:
             conn.exec_driver_sql(self._insert_entry, rows[0])
         else:
@@ -166,36 +166,42 @@ class LedgerStore:
     def entry(self, conn: Connection, seq: int) -> StoredEntry | None:
         """Return the entry with ``seq``, or None."""
         row = conn.exec_driver_sql(
-            f"SELECT seq, ts, kind, actor, subject, canonical, leaf_hash FROM {ENTRY_TABLE} "
-            f"WHERE seq = {self._p}", (seq,)
+            f"SELECT seq, canonical, leaf_hash FROM {ENTRY_TABLE} WHERE seq = {self._p}", (seq,)
         ).first()
         return _entry(row) if row else None
 
     def entries(self, conn: Connection, start: int, limit: int) -> list[StoredEntry]:
         """Return up to ``limit`` entries from ``start`` in seq order."""
         rows = conn.exec_driver_sql(
-            f"SELECT seq, ts, kind, actor, subject, canonical, leaf_hash FROM {ENTRY_TABLE} "
+            f"SELECT seq, canonical, leaf_hash FROM {ENTRY_TABLE} "
             f"WHERE seq >= {self._p} ORDER BY seq LIMIT {self._p}", (start, limit)
         ).all()
         return [_entry(row) for row in rows]
 
     def stream_for_verify(self, conn: Connection, start: int = 0, batch: int = 20000
                           ) -> Iterator[tuple]:
-        """Yield ``(seq, canonical, leaf_hash, nodes, ts, kind, actor, subject)`` from ``start``.
+        """Yield ``(seq, canonical, leaf_hash, nodes)`` from ``start``.
 
         In seq order, paged by primary key so memory stays flat on any size.
         """
-        sql = (f"SELECT seq, canonical, leaf_hash, nodes, ts, kind, actor, subject FROM {ENTRY_TABLE} "
+        sql = (f"SELECT seq, canonical, leaf_hash, nodes FROM {ENTRY_TABLE} "
                f"WHERE seq >= {self._p} ORDER BY seq LIMIT {batch}")
-        position = start
-        while True:
-            rows = conn.exec_driver_sql(sql, (position,)).fetchall()
-            if not rows:
-                return
-            yield from rows
-            position = rows[-1][0] + 1
-            if len(rows) < batch:
-                return
+        # The driver's own cursor, on this transaction's connection: SQLAlchemy's
+        # per-row result objects would cost more than hashing the row.
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            position = start
+            while True:
+                cursor.execute(sql, (position,))
+                rows = cursor.fetchall()
+                if not rows:
+                    return
+                yield from rows
+                position = rows[-1][0] + 1
+                if len(rows) < batch:
+                    return
+        finally:
+            cursor.close()
 
     def fetch_nodes(self, conn: Connection, nodes: list[Node]) -> list[bytes]:
         """Return the stored hashes of perfect nodes, in the order asked.
@@ -351,7 +357,13 @@ class _WriterGate:
 
 
 def _entry(row) -> StoredEntry:
-    return StoredEntry(row[0], row[1], row[2], row[3], row[4], bytes(row[5]), bytes(row[6]))
+    canonical = bytes(row[1])
+    try:
+        fields = orjson.loads(canonical)
+        labels = (fields["ts"], fields["kind"], fields["actor"], fields["subject"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        labels = ("", "", "", "")  # unreadable bytes: verify reports them
+    return StoredEntry(row[0], *labels, canonical, bytes(row[2]))
 
 
 def _checkpoint(row) -> StoredCheckpoint:

@@ -25,7 +25,7 @@ from ledger.db import make_engine
 from ledger.entry import ZERO_HASH, encode_entry, prepare_entry
 from ledger.merkle import Frontier, leaf_hash
 
-ENTRY_COLUMNS = ("seq", "ts", "kind", "actor", "subject", "canonical", "leaf_hash", "nodes")
+ENTRY_COLUMNS = ("seq", "canonical", "leaf_hash", "nodes")
 CHECKPOINT_COLUMNS = ("id", "tree_size", "root_hash", "ts", "key_id", "note")
 KEY_COLUMNS = ("key_id", "public_key", "algorithm", "name", "created", "retired")
 TABLES = ("ledger_entry", "ledger_checkpoint", "ledger_key")

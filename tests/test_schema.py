@@ -125,7 +125,7 @@ def test_downgrade_to_base_and_upgrade_again(make_app):
     # ... and the append-only triggers are back.
     with pytest.raises(IntegrityError, match="append-only"):
         with engine.begin() as conn:
-            conn.execute(sa.text("UPDATE ledger_entry SET kind = 'forged.kind' WHERE seq = 0"))
+            conn.execute(sa.text("UPDATE ledger_entry SET nodes = NULL WHERE seq = 0"))
 
 
 def test_upgrade_is_idempotent_at_head(app):

@@ -48,10 +48,9 @@ def upgrade() -> None:
     op.create_table(
         "ledger_entry",
         sa.Column("seq", SEQ, primary_key=True, autoincrement=False),
-        sa.Column("ts", TS, nullable=False),
-        sa.Column("kind", sa.String(128), nullable=False),
-        sa.Column("actor", sa.String(256), nullable=False),
-        sa.Column("subject", sa.String(512), nullable=False),
+        # The entry is its canonical bytes and nothing else: no column repeats a
+        # field of them (ts, kind, actor, subject are read from the bytes), so
+        # there is no second copy to edit behind the hash's back.
         sa.Column("canonical", sa.LargeBinary(), nullable=False),
         sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
         sa.Column("nodes", sa.LargeBinary(), nullable=True),
