@@ -100,6 +100,7 @@ class LedgerStore:
             # of one database never wait on each other.
             else "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '.ledger', 0))"
         )
+        self._head_sql = f"SELECT seq, leaf_hash, canonical FROM {ENTRY_TABLE} ORDER BY seq DESC LIMIT 1"
         database = engine.url.database if self.sqlite else None
         self._writer_gate = _WriterGate(f"{database}.append-lock" if database and database != ":memory:"
                                         else None)
@@ -144,9 +145,12 @@ class LedgerStore:
 
         The timestamp is read from the hashed bytes (there is no other copy).
         """
-        row = conn.exec_driver_sql(
-            f"SELECT seq, leaf_hash, canonical FROM {ENTRY_TABLE} ORDER BY seq DESC LIMIT 1"
-        ).first()
+        cursor = _driver_cursor(conn)
+        try:
+            cursor.execute(self._head_sql)
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
         if row is None:
             return None
         return Head(row[0], bytes(row[1]), hashed_timestamp(bytes(row[2])) or "")
@@ -158,10 +162,14 @@ class LedgerStore:
 
     def insert_entries(self, conn: Connection, rows: list[tuple]) -> None:
         """Insert entry rows ``(seq, canonical, leaf_hash, nodes)``."""
-        if len(rows) == 1:
-            conn.exec_driver_sql(self._insert_entry, rows[0])
-        else:
-            conn.exec_driver_sql(self._insert_entry, rows)
+        cursor = _driver_cursor(conn)
+        try:
+            if len(rows) == 1:
+                cursor.execute(self._insert_entry, rows[0])
+            else:
+                cursor.executemany(self._insert_entry, rows)
+        finally:
+            cursor.close()
 
     def entry(self, conn: Connection, seq: int) -> StoredEntry | None:
         """Return the entry with ``seq``, or None."""
@@ -188,7 +196,7 @@ class LedgerStore:
                f"WHERE seq >= {self._p} ORDER BY seq LIMIT {batch}")
         # The driver's own cursor, on this transaction's connection: SQLAlchemy's
         # per-row result objects would cost more than hashing the row.
-        cursor = conn.connection.driver_connection.cursor()
+        cursor = _driver_cursor(conn)
         try:
             position = start
             while True:
@@ -317,6 +325,16 @@ class LedgerStore:
                 conn.exec_driver_sql("SELECT 1")
         except DBAPIError as e:
             raise LedgerError(f"database unreachable: {e.orig.__class__.__name__}") from e
+
+
+def _driver_cursor(conn: Connection):
+    """A cursor of the DBAPI connection under ``conn``, inside its transaction.
+
+    Used for the statements run once per append or once per verified entry,
+    where SQLAlchemy's statement and result handling costs more than the
+    statement itself.
+    """
+    return conn.connection.driver_connection.cursor()
 
 
 class _WriterGate:
