@@ -38,15 +38,20 @@ def evidence_subject(model: str, version: str) -> str:
 
 # -- documents ----------------------------------------------------------------
 
-def store_document(engine, actor: str, content: bytes, media_type: str, max_size: int) -> dict:
-    """Store a document by its SHA-256 (idempotent); return its digest and size."""
+def store_document(ledger, actor: str, content: bytes, media_type: str, max_size: int) -> dict:
+    """Store a document by its SHA-256 (idempotent); return its digest and size.
+
+    Written under the ledger's writer lock (no entry is appended): on SQLite a
+    deferred transaction that reads first could not upgrade to a write while
+    appends commit.
+    """
     if not content:
         raise InvalidRequestError("the document is empty")
     if len(content) > max_size:
         raise InvalidRequestError(f"the document is {len(content)} bytes; the limit is {max_size}")
     digest = hashlib.sha256(content).hexdigest()
     t = tables.document
-    with engine.begin() as conn:
+    with ledger.store.write_transaction() as conn:
         existing = conn.execute(sa.select(t.c.size, t.c.media_type).where(t.c.sha256 == digest)).first()
         if existing is None:
             try:

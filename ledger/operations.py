@@ -39,7 +39,7 @@ def rotate_key(ledger, actor: str) -> dict:
         ledger.trusted_keys.add(TrustedKey(new.key_id, ledger.settings.origin, new.public_key, now))
         ledger.trusted_keys.retire(old.key_id, now)
         os.replace(tmp, path)  # the old private key is gone from disk
-        with ledger.store.engine.begin() as conn:
+        with ledger.store.write_transaction() as conn:
             ledger.store.insert_public_key(conn, PublicKeyRecord(
                 old.key_id, old.public_key, ALGORITHM, ledger.settings.origin, now, None))
             ledger.store.insert_public_key(conn, PublicKeyRecord(

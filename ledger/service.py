@@ -468,7 +468,10 @@ class Ledger:
             signature = NoteSignature(origin, note_key_hash(origin, key.public_key), key.sign(body.encode()))
             note = format_signed_note(body, [signature])
             timestamp = utc_timestamp()
-            with self.store.engine.begin() as conn:
+            # Through the writer gate like any append: a deferred transaction
+            # would have to upgrade its read snapshot and SQLite refuses that
+            # at once (SQLITE_BUSY, no busy timeout) while appends commit.
+            with self.store.write_transaction() as conn:
                 self.store.insert_public_key(conn, PublicKeyRecord(
                     key.key_id, key.public_key, ALGORITHM, origin, timestamp, None))
                 self.store.insert_checkpoint(conn, size, root, timestamp, key.key_id, note)
@@ -520,8 +523,8 @@ class Ledger:
         except RollbackError as e:
             self._write_block = str(e)
             log.error("ledger writes refused: %s", e)
-        except LedgerError as e:
-            log.error("automatic checkpoint failed: %s", e)
+        except Exception:  # noqa: BLE001 - the caller's entry is committed: never fail it now
+            log.exception("automatic checkpoint failed; it stays due and is retried later")
 
     def start_checkpoint_timer(self) -> None:
         """Sign checkpoints every ``checkpoint_interval`` seconds in a daemon thread."""

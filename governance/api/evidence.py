@@ -208,7 +208,7 @@ class Documents(MethodView):
     def post(self):
         """Upload a document (raw body); it is stored under its SHA-256"""
         media_type = (request.mimetype or "application/octet-stream")[:128]
-        result = evidence.store_document(engine(), actor(), request.get_data(), media_type,
+        result = evidence.store_document(ledger(), actor(), request.get_data(), media_type,
                                          current_app.config["GOV_MAX_DOCUMENT_BYTES"])
         return result, (201 if result.pop("created") else 200)
 
