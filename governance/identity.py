@@ -159,17 +159,20 @@ def _token_revoked(conn, entry):
 
 # -- authentication -----------------------------------------------------------
 
+_TOKEN_WITH_SECRET = (
+    sa.select(tables.token, tables.token_secret.c.secret_sha256)
+    .join(tables.token_secret, tables.token_secret.c.token_id == tables.token.c.token_id)
+    .where(tables.token.c.token_id == sa.bindparam("token_id")))
+
+
 def authenticate_token(engine, presented: str) -> Principal:
     """Return the principal of an API token, or raise AuthenticationError."""
     match = _TOKEN_PATTERN.match(presented)
     if not match:
         raise AuthenticationError("malformed API token")
     token_id, secret = match.groups()
-    query = (sa.select(tables.token, tables.token_secret.c.secret_sha256)
-             .join(tables.token_secret, tables.token_secret.c.token_id == tables.token.c.token_id)
-             .where(tables.token.c.token_id == token_id))
     with engine.connect() as conn:
-        row = conn.execute(query).first()
+        row = conn.execute(_TOKEN_WITH_SECRET, {"token_id": token_id}).first()
     if row is None or not hmac.compare_digest(bytes(row.secret_sha256), _hash_secret(secret)):
         raise AuthenticationError("unknown API token")
     if row.revoked_seq is not None:

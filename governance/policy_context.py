@@ -52,25 +52,30 @@ class VersionState:
         return max(seqs)
 
 
-def load_state(conn, model: str, version: str) -> VersionState:
-    """Read the rows of a version's state; NotFoundError if the version does not exist."""
+def _state_queries():
     e, a, d, o = tables.evidence, tables.approval, tables.deployment, tables.override
     dv, link = tables.dataset_version, tables.version_dataset
-    return VersionState(
-        model=model_row(conn, model),
-        version=version_row(conn, model, version),
-        evidence=conn.execute(sa.select(e).where(
-            e.c.model_name == model, e.c.version == version).order_by(e.c.seq)).all(),
-        approvals=conn.execute(sa.select(a).where(
-            a.c.model_name == model, a.c.version == version).order_by(a.c.seq)).all(),
-        datasets=conn.execute(sa.select(dv).join(link, sa.and_(
+    model, version = sa.bindparam("model"), sa.bindparam("version")
+    return {
+        "evidence": sa.select(e).where(e.c.model_name == model, e.c.version == version).order_by(e.c.seq),
+        "approvals": sa.select(a).where(a.c.model_name == model, a.c.version == version).order_by(a.c.seq),
+        "datasets": sa.select(dv).join(link, sa.and_(
             link.c.dataset_name == dv.c.dataset_name, link.c.dataset_version == dv.c.version)).where(
-            link.c.model_name == model, link.c.version == version).order_by(
-            dv.c.dataset_name, dv.c.version)).all(),
-        deployments=conn.execute(sa.select(d).where(d.c.model_name == model).order_by(d.c.seq)).all(),
-        overrides=conn.execute(sa.select(o).where(
-            o.c.model_name == model, o.c.version == version).order_by(o.c.requested_seq)).all(),
-    )
+            link.c.model_name == model, link.c.version == version).order_by(dv.c.dataset_name, dv.c.version),
+        "deployments": sa.select(d).where(d.c.model_name == model).order_by(d.c.seq),
+        "overrides": sa.select(o).where(o.c.model_name == model, o.c.version == version).order_by(
+            o.c.requested_seq),
+    }
+
+
+_STATE_QUERIES = _state_queries()  # built once: constructing them costs more than running them
+
+
+def load_state(conn, model: str, version: str) -> VersionState:
+    """Read the rows of a version's state; NotFoundError if the version does not exist."""
+    params = {"model": model, "version": version}
+    rows = {name: conn.execute(query, params).all() for name, query in _STATE_QUERIES.items()}
+    return VersionState(model=model_row(conn, model), version=version_row(conn, model, version), **rows)
 
 
 def state_seq(conn, model: str, version: str) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 
+import orjson
 import sqlalchemy as sa
 
 from . import tables
@@ -77,8 +78,19 @@ def _model_registered(conn, entry):
                       model=p["name"])
 
 
+# Hot lookups are built once: constructing a select() costs more than running it.
+_MODEL_BY_NAME = sa.select(tables.model).where(tables.model.c.name == sa.bindparam("name"))
+_DATASET_BY_NAME = sa.select(tables.dataset).where(tables.dataset.c.name == sa.bindparam("name"))
+_DATASET_VERSION = sa.select(tables.dataset_version).where(
+    tables.dataset_version.c.dataset_name == sa.bindparam("name"),
+    tables.dataset_version.c.version == sa.bindparam("version"))
+_MODEL_VERSION = sa.select(tables.model_version).where(
+    tables.model_version.c.model_name == sa.bindparam("name"),
+    tables.model_version.c.version == sa.bindparam("version"))
+
+
 def _model_row(conn, name: str):
-    return conn.execute(sa.select(tables.model).where(tables.model.c.name == name)).first()
+    return conn.execute(_MODEL_BY_NAME, {"name": name}).first()
 
 
 def _model_payload(row) -> dict:
@@ -162,7 +174,7 @@ def _dataset_registered(conn, entry):
 
 
 def _dataset_row(conn, name: str):
-    return conn.execute(sa.select(tables.dataset).where(tables.dataset.c.name == name)).first()
+    return conn.execute(_DATASET_BY_NAME, {"name": name}).first()
 
 
 def _dataset_payload(row) -> dict:
@@ -236,8 +248,7 @@ def _dataset_version_registered(conn, entry):
 
 
 def _dataset_version_row(conn, name: str, version: str):
-    t = tables.dataset_version
-    return conn.execute(sa.select(t).where(t.c.dataset_name == name, t.c.version == version)).first()
+    return conn.execute(_DATASET_VERSION, {"name": name, "version": version}).first()
 
 
 def _dataset_version_payload(row) -> dict:
@@ -288,8 +299,10 @@ def register_version(ledger, actor: str, model_name: str, data: dict) -> dict:
         "description": data.get("description", ""), "metrics": data.get("metrics", {}),
         "lineage": {"namespace": lineage["namespace"], "name": lineage["name"]} if lineage else None,
     }
-    with ledger.transaction() as writer:
-        conn = writer.connection
+    # Models and dataset versions never change once registered, so they are
+    # read before taking the append lock; only "is this version new?" must be
+    # asked under it.
+    with ledger.store.engine.connect() as conn:
         if _model_row(conn, model_name) is None:
             raise NotFoundError(f"no model {model_name!r}: register it first")
         datasets = []
@@ -301,20 +314,23 @@ def register_version(ledger, actor: str, model_name: str, data: dict) -> dict:
             else:
                 datasets.append({"name": name, "version": version,
                                  "content_sha256": row.content_sha256})
-        if missing:
-            raise InvalidRequestError(
-                f"training datasets are not registered: {', '.join(missing)}",
-                errors={"training_datasets": [f"not registered: {m}" for m in missing]})
-        payload["training_datasets"] = datasets
-        existing = _version_row(conn, model_name, payload["version"])
+    if missing:
+        raise InvalidRequestError(
+            f"training datasets are not registered: {', '.join(missing)}",
+            errors={"training_datasets": [f"not registered: {m}" for m in missing]})
+    payload["training_datasets"] = datasets
+    with ledger.transaction() as writer:
+        existing = _version_row(writer.connection, model_name, payload["version"])
         if existing is not None:
             _same_or_conflict(f"version {model_name}@{payload['version']}",
                               _version_payload(existing), payload)
             return {**_version_json(existing), "created": False}
         entry = writer.append("model.version.registered", actor,
                               model_subject(model_name, payload["version"]), payload)
-        row = _version_row(conn, model_name, payload["version"])
-    return {**_version_json(row), "created": True, "seq": entry.seq}
+    # Answer from the entry itself (what the projection was built from), not a read-back.
+    recorded = orjson.loads(entry.canonical)["payload"]
+    return {**recorded, "created_at": entry.ts, "created_by": entry.actor, "seq": entry.seq,
+            "created": True}
 
 
 @projects("model.version.registered")
@@ -336,8 +352,7 @@ def _version_registered(conn, entry):
 
 
 def _version_row(conn, name: str, version: str):
-    t = tables.model_version
-    return conn.execute(sa.select(t).where(t.c.model_name == name, t.c.version == version)).first()
+    return conn.execute(_MODEL_VERSION, {"name": name, "version": version}).first()
 
 
 def _version_payload(row) -> dict:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from flask import Response
+from flask import Response, jsonify
 from flask.views import MethodView
 from marshmallow import validate
 
@@ -70,4 +70,6 @@ class Events(MethodView):
             if page["next_cursor"]:
                 headers["X-Next-Cursor"] = page["next_cursor"]
             return Response(audit.events_csv(page["events"]), mimetype="text/csv", headers=headers)
-        return page
+        # The page already has EventPageOut's shape (the schema documents it):
+        # dumping 100 rows through marshmallow again cost half the request.
+        return jsonify(page)

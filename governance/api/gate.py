@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from flask import current_app, g
+from flask import current_app, g, jsonify
 from flask.views import MethodView
 from marshmallow import validate
 
@@ -158,8 +158,9 @@ class Check(MethodView):
     @blp.doc(security=SECURITY)
     def post(self, data):
         """May this version go to this environment? Recorded, allow or deny (a deny is a 200)"""
-        return gate.check(ledger(), registry(), actor(), data["model"], data["version"],
-                          data["environment"], current_app.config["GATE_DECISION_TTL_SECONDS"])
+        decision = gate.check(ledger(), registry(), actor(), data["model"], data["version"],
+                              data["environment"], current_app.config["GATE_DECISION_TTL_SECONDS"])
+        return jsonify(decision)  # already DecisionOut's shape; the schema documents it
 
 
 @blp.route("/deployments")
