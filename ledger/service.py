@@ -35,6 +35,7 @@ from .errors import (
     EntryNotFoundError, LedgerError, LedgerUnavailableError, ProofRangeError,
     ProofVerificationError, RollbackError, SignerStateError, SigningKeyError,
 )
+from .group_commit import GroupCommitter
 from .keys import TrustedKeysFile, ensure_signing_key
 from .merkle import EMPTY_ROOT, Frontier, consistency_plan, fold_range, inclusion_plan, perfect_nodes_of_range
 from .proofs import verify_consistency
@@ -61,6 +62,7 @@ class LedgerSettings:
     checkpoint_every: int = 10_000
     checkpoint_interval: float = 60.0
     max_payload: int = DEFAULT_MAX_PAYLOAD
+    group_commit_max: int = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,15 @@ class LedgerWriter:
     def size(self) -> int:
         """The tree size including what this transaction appended so far."""
         return self.frontier.size
+
+    def mark(self) -> tuple:
+        """Remember the writer's state (to undo a failed member of a shared transaction)."""
+        return self.frontier.copy(), self.last_leaf, self.last_ts, len(self.appended)
+
+    def reset(self, mark: tuple) -> None:
+        """Return to a state taken by :meth:`mark`."""
+        self.frontier, self.last_leaf, self.last_ts, count = mark
+        del self.appended[count:]
 
     def append(self, kind: str, actor: str, subject: str, payload: dict) -> AppendedEntry:
         """Append one entry; see :meth:`Ledger.append`."""
@@ -174,6 +185,7 @@ class Ledger:
         self._timer: threading.Thread | None = None
         self._timer_stop = threading.Event()
         self.projectors: list = []
+        self._group_commit = GroupCommitter(self, settings.group_commit_max)
 
     def add_projector(self, projector) -> None:
         """Call ``projector(connection, appended_entries)`` inside every append transaction.
@@ -198,16 +210,22 @@ class Ledger:
         """Hold the append lock for one transaction and yield a writer.
 
         Projections written on ``writer.connection`` commit or roll back with
-        the entries. A checkpoint may be signed after the commit.
+        the entries. A checkpoint may be signed after the commit. Concurrent
+        transactions of this process may share one durable commit (see
+        ``group_commit.py``); this returns only once the commit is done.
 
         Raises:
             LedgerUnavailableError: writes are refused (database rolled back).
         """
         self.ensure_writable()
-        with self.store.write_transaction() as conn:
-            head = self.store.head(conn)
-            writer = LedgerWriter(self, conn, head, self._frontier_for(conn, head))
+        with self._group_commit.transaction() as writer:
             yield writer
+
+    def _new_writer(self, conn: Connection, head: Head | None) -> "LedgerWriter":
+        return LedgerWriter(self, conn, head, self._frontier_for(conn, head))
+
+    def _committed(self, writer: "LedgerWriter") -> None:
+        """After a durable commit: remember the frontier, sign a checkpoint if one is due."""
         if writer.appended:
             with self._cache_lock:
                 self._cached_frontier = writer.frontier
