@@ -38,7 +38,10 @@ def make_engine(url: str, schema: str | None = None, **kwargs) -> Engine:
         if not schema.replace("_", "").isalnum():
             raise ValueError(f"schema name {schema!r} must be alphanumeric")
         connect_args["options"] = f"-c search_path={schema}"
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it is one more round trip per checkout (~0.1 ms, a tenth of
+    # a durable append). A connection the server dropped fails its request
+    # once (503) and is replaced; recycling bounds how stale one can get.
+    kwargs.setdefault("pool_recycle", 1800)
     return create_engine(parsed, connect_args=connect_args, **kwargs)
 
 

@@ -43,7 +43,7 @@ def parse_timestamp(text: str) -> datetime:
     return datetime.strptime(text, TS_FORMAT).replace(tzinfo=timezone.utc)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: frozen dataclasses cost ~1 µs more to build, per entry
 class PreparedEntry:
     """An entry validated and encoded, waiting for its seq, prev and ts."""
 
@@ -69,6 +69,9 @@ def _check_text(field: str, value, limit: int) -> bytes:
         if cached is not None:
             return cached
     encoded = _validate_text(field, value, limit)
+    if field == "kind" and not KIND_PATTERN.match(value):
+        raise EntryValidationError(
+            f"kind {value!r} must be a dotted lowercase name such as 'model.version.registered'")
     if len(_LABEL_CACHE) >= _LABEL_CACHE_LIMIT:
         _LABEL_CACHE.clear()
     _LABEL_CACHE[(field, value)] = encoded
@@ -99,10 +102,6 @@ def prepare_entry(
         EntryValidationError: a field is missing, malformed or too large.
     """
     kind_json = _check_text("kind", kind, MAX_KIND)
-    if not KIND_PATTERN.match(kind):
-        raise EntryValidationError(
-            f"kind {kind!r} must be a dotted lowercase name such as 'model.version.registered'"
-        )
     actor_json = _check_text("actor", actor, MAX_ACTOR)
     subject_json = _check_text("subject", subject, MAX_SUBJECT)
     if type(payload) is not dict:
@@ -119,12 +118,12 @@ def prepare_entry(
     return PreparedEntry(kind, actor, subject, head, subject_json)
 
 
-def encode_entry(prepared: PreparedEntry, seq: int, prev: bytes, ts: str) -> bytes:
+def encode_entry(prepared: PreparedEntry, seq: int, prev: bytes, ts: str | bytes) -> bytes:
     """Return the canonical bytes of a prepared entry at ``seq`` after ``prev``."""
-    return b"".join((
-        prepared.head, prev.hex().encode(), b'","seq":', str(seq).encode(),
-        b',"subject":', prepared.subject_json, b',"ts":"', ts.encode(), b'"}',
-    ))
+    if type(ts) is str:
+        ts = ts.encode()
+    return b"".join((prepared.head, prev.hex().encode(), b'","seq":%d,"subject":' % seq,
+                     prepared.subject_json, b',"ts":"', ts, b'"}'))
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,7 +65,7 @@ class LedgerSettings:
     group_commit_max: int = 16
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per appended entry, on the hot path
 class AppendedEntry:
     """An entry as it was committed."""
 
@@ -143,11 +143,13 @@ class LedgerWriter:
         prev = self.last_leaf
         now = utc_timestamp()
         ts = now if now > self.last_ts else self.last_ts  # never earlier than the head
+        ts_bytes = ts.encode()
+        sha256 = _sha256
         rows = []
         results = []
         for item in prepared:
-            data = encode_entry(item, seq, prev, ts)
-            leaf = _sha256(_LEAF_PREFIX + data).digest()
+            data = encode_entry(item, seq, prev, ts_bytes)
+            leaf = sha256(_LEAF_PREFIX + data).digest()
             completed = frontier.append(leaf)
             rows.append((seq, data, leaf, b"".join(completed) if completed else None))
             results.append(AppendedEntry(seq, ts, item.kind, item.actor, item.subject, leaf, data))

@@ -301,7 +301,7 @@ class LedgerVerifier:
                     and canonical[at + 9:at + 73] == hexlify(prev_leaf)
                     and canonical.startswith(b'","seq":%d,"subject":' % seq, at + 73)
                     and canonical[-36:-29] == b',"ts":"' and ts >= last_ts_bytes
-                    and ts_pattern.match(ts)):
+                    and (ts == last_ts_bytes or ts_pattern.match(ts))):
                 last_ts_bytes = ts
             else:
                 canonical, stored_leaf = bytes(canonical), bytes(stored_leaf)
