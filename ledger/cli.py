@@ -32,9 +32,9 @@ def _fail(message: str, code: int = 1):
 
 @ledger_cli.command("init-key")
 def init_key():
-    """Create the signing key if there is none; print its key id."""
+    """Create the signing key if there is none, publish its public key; print its key id."""
     try:
-        key = _ledger().signing_key()
+        key = _ledger().publish_public_key()
     except LedgerError as e:
         _fail(str(e))
     click.echo(f"signing key {key.key_id} ({current_app.config['LEDGER_SIGNING_KEY']})")

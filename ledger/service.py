@@ -448,6 +448,14 @@ class Ledger:
             self._signing_key_identity = (stat.st_ino, stat.st_mtime_ns)
         return self._signing_key
 
+    def publish_public_key(self) -> SigningKey:
+        """Load (or create) the signing key and list its public key in the database."""
+        key = self.signing_key()
+        with self.store.write_transaction() as conn:
+            self.store.insert_public_key(conn, PublicKeyRecord(
+                key.key_id, key.public_key, ALGORITHM, self.settings.origin, utc_timestamp(), None))
+        return key
+
     def forget_signing_key(self) -> None:
         """Drop the cached key so the next signature reloads it from disk."""
         self._signing_key = None

@@ -56,6 +56,9 @@ def test_init_key_is_idempotent(app, runner):
     public = base64.b64decode(trusted[match.group(1)]["public_key_b64"])
     assert hashlib.sha256(public).hexdigest() == match.group(1)
     assert trusted[match.group(1)]["retired"] is None
+    # published at once: the public-keys endpoint lists it before any checkpoint
+    listed = app.test_client().get("/api/v1/ledger/public-keys").get_json()["keys"]
+    assert [(k["key_id"], k["retired"]) for k in listed] == [(match.group(1), None)]
 
 
 def test_init_key_refuses_a_corrupt_key_file(app, runner):
