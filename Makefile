@@ -7,7 +7,7 @@ PORT    ?= 8000
 STAMP   := $(VENV)/.requirements-installed
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-postgres setup install bench clean-instance
+.PHONY: run test test-postgres setup install bench bench-http
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,3 +34,6 @@ test-postgres: install
 
 bench: install
 	$(PY) -m bench.ledger
+
+bench-http: install
+	$(PY) -m bench.http_api

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 from .checkpoint import CheckpointBody, NoteSignature, format_signed_note, note_key_hash, validate_origin
 from .entry import DEFAULT_MAX_PAYLOAD, ZERO_HASH, PreparedEntry, encode_entry, prepare_entry, utc_timestamp
 from .errors import (
-    EntryNotFoundError, LedgerError, LedgerUnavailableError, ProofRangeError,
+    EntryNotFoundError, LedgerUnavailableError, ProofRangeError,
     ProofVerificationError, RollbackError, SignerStateError, SigningKeyError,
 )
 from .group_commit import GroupCommitter

@@ -21,7 +21,7 @@ from ledger.merkle import leaf_hash, root_of_leaves
 from ledger.signing import generate_key_file
 from ledger.verify import (
     CHECKPOINT_FORGED, CHECKPOINT_INCONSISTENT, CHECKPOINT_UNTRUSTED_KEY, ENTRY_MISSING,
-    EXTERNAL_MISMATCH, INDEX_CORRUPT, MALFORMED_ENTRY, ORDER_CHANGED, PAYLOAD_CHANGED, ROLLED_BACK, LedgerVerifier,
+    EXTERNAL_MISMATCH, INDEX_CORRUPT, ORDER_CHANGED, PAYLOAD_CHANGED, ROLLED_BACK, LedgerVerifier,
     VerifierStateFile,
 )
 

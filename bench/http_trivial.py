@@ -1,0 +1,15 @@
+"""A trivial WSGI app: the ceiling of gunicorn itself on this machine.
+
+``gunicorn 'bench.http_trivial:app'`` with the same settings as the real app
+answers every request with a small JSON object; no framework, no database.
+"""
+
+from __future__ import annotations
+
+BODY = b'{"status":"ok"}'
+HEADERS = [("Content-Type", "application/json"), ("Content-Length", str(len(BODY)))]
+
+
+def app(environ, start_response):
+    start_response("200 OK", HEADERS)
+    return [BODY]

@@ -1,0 +1,127 @@
+"""The app with experimental changes applied from outside, to measure a suggestion.
+
+    BENCH_VARIANT=auth-cache,lock-stats gunicorn 'bench.http_variants:create_app()'
+
+Used by ``bench.http_profile --variants``; nothing here is part of the
+application, and nothing in the application is edited: each variant replaces
+a module-level function after ``create_app()`` built the app as usual, with
+the same behaviour on the paths the benchmark drives. They exist to put a
+number on a suggested change before anyone makes it.
+
+- ``auth-cache``: ``governance.identity.authenticate_token`` answers from a
+  per-process cache for 5 seconds (a revoked token would keep working for up
+  to that long in a worker that saw it; a real change would have to accept
+  or avoid that).
+(The ``prebuilt-sql``, ``lean-register`` and ``audit-skip-dump`` variants
+measured in docs/performance-http.md have since been made in the
+application itself and are gone from here.)
+- ``switch-interval``: ``sys.setswitchinterval(0.0005)`` in every worker (the
+  default is 5 ms: a thread that gave up the GIL for I/O, such as the one
+  holding the append lock, waits up to that long to get it back while
+  another thread parses a request).
+- ``lock-stats``: no change of behaviour; measures how long append
+  transactions wait for and hold the append lock (see ``_lock_stats``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from app import create_app as _create_app
+
+
+def _auth_cache(app, ttl: float = 5.0) -> None:
+    from governance import identity
+
+    original = identity.authenticate_token
+    cache: dict = {}
+    lock = threading.Lock()
+
+    def cached(engine, presented: str):
+        now = time.monotonic()
+        hit = cache.get(presented)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        principal = original(engine, presented)
+        with lock:
+            cache[presented] = (principal, now + ttl)
+        return principal
+
+    identity.authenticate_token = cached
+
+
+def _lock_stats(app) -> None:
+    """Record how long each append transaction waits for, and holds, the append lock.
+
+    Writes ``lock-<pid>.json`` into ``BENCH_LOCK_STATS`` (a directory) every
+    second: count, summed hold and wait seconds, and the monotonic time of the
+    first and last transaction, so that hold time summed over all workers and
+    divided by the wall time is the lock's utilisation (1.0: appends are
+    serialised back to back, and the lock is the ceiling).
+    """
+    import json
+    from contextlib import contextmanager
+    from pathlib import Path
+
+    store = app.extensions["ledger"].store
+    original = store.write_transaction
+    out = Path(os.environ["BENCH_LOCK_STATS"])
+    stats = {"count": 0, "hold_s": 0.0, "wait_s": 0.0, "first": None, "last": None, "holds_ms": []}
+    lock = threading.Lock()
+
+    @contextmanager
+    def write_transaction():
+        t0 = time.monotonic()
+        with original() as conn:
+            t1 = time.monotonic()
+            yield conn
+        t2 = time.monotonic()
+        with lock:
+            stats["count"] += 1
+            stats["wait_s"] += t1 - t0
+            stats["hold_s"] += t2 - t1
+            stats["first"] = t1 if stats["first"] is None else stats["first"]
+            stats["last"] = t2
+            if len(stats["holds_ms"]) < 100_000:
+                stats["holds_ms"].append(round((t2 - t1) * 1000, 3))
+
+    def dump():
+        while True:
+            time.sleep(1.0)
+            with lock:
+                text = json.dumps(stats)
+            (out / f"lock-{os.getpid()}.json").write_text(text)
+
+    store.write_transaction = write_transaction
+    started = {"pid": None}
+
+    @app.before_request
+    def _start_dumper():
+        if started["pid"] != os.getpid():
+            started["pid"] = os.getpid()
+            threading.Thread(target=dump, daemon=True, name="bench-lock-stats").start()
+
+
+def _switch_interval(app) -> None:
+    """``sys.setswitchinterval(0.0005)``: a thread waiting for the GIL gets it after 0.5 ms, not 5 ms."""
+    import sys
+
+    sys.setswitchinterval(0.0005)
+
+
+VARIANTS = {"auth-cache": _auth_cache, "lock-stats": _lock_stats, "switch-interval": _switch_interval}
+ORDER = ("auth-cache", "switch-interval", "lock-stats")  # applied in this order whatever was asked
+
+
+def create_app():
+    app = _create_app()
+    asked = {name for name in os.environ.get("BENCH_VARIANT", "").split(",") if name}
+    unknown = asked - set(VARIANTS) - {"no-access-log"}
+    if unknown:
+        raise ValueError(f"unknown variants: {', '.join(sorted(unknown))}")
+    for name in ORDER:
+        if name in asked:
+            VARIANTS[name](app)
+    return app
