@@ -93,7 +93,7 @@ def revoke(ledger, principal, model: str, version: str, approval_id: str, reason
 def _decided(conn, entry):
     p = entry.payload
     approval_id = approval_id_of(entry.seq)
-    conn.execute(sa.insert(tables.approval).values(
+    conn.execute(tables.approval.insert(), dict(
         approval_id=approval_id, model_name=p["model"], version=p["version"], area=p["area"],
         decision=p["decision"], comment=p["comment"], evidence=canonical_text(p["evidence"]),
         artifact_sha256=p["artifact_sha256"], actor=entry.actor, decided_at=entry.ts, seq=entry.seq))

@@ -55,7 +55,7 @@ def store_document(ledger, actor: str, content: bytes, media_type: str, max_size
         existing = conn.execute(sa.select(t.c.size, t.c.media_type).where(t.c.sha256 == digest)).first()
         if existing is None:
             try:
-                conn.execute(sa.insert(t).values(sha256=digest, size=len(content), media_type=media_type,
+                conn.execute(t.insert(), dict(sha256=digest, size=len(content), media_type=media_type,
                                                  content=content, uploaded_at=utc_timestamp(),
                                                  uploaded_by=actor))
             except IntegrityError:  # a concurrent upload of the same bytes won
@@ -118,7 +118,7 @@ def _evidence_submitted(conn, entry):
     p = entry.payload
     evidence_id = evidence_id_of(entry.seq)
     document = p["document"] or {}
-    conn.execute(sa.insert(tables.evidence).values(
+    conn.execute(tables.evidence.insert(), dict(
         evidence_id=evidence_id, model_name=p["model"], version=p["version"], kind=p["kind"],
         fields=canonical_text(p["fields"]), artifact_sha256=p["artifact_sha256"],
         document_sha256=document.get("sha256"), digest=entry.leaf_hash, supersedes=p["supersedes"],

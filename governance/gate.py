@@ -99,7 +99,7 @@ def decision_response(decision_id: str, seq: int, payload: dict) -> dict:
 def _decision_recorded(conn, entry):
     p = entry.payload
     decision_id = decision_id_of(entry.seq)
-    conn.execute(sa.insert(tables.decision).values(
+    conn.execute(tables.decision.insert(), dict(
         decision_id=decision_id, model_name=p["model"], version=p["version"],
         environment=p["environment"], decision=p["decision"], policy_digest=p["policy_digest"],
         input_digest=p["input_digest"], state_seq=p["state_seq"], override_id=p["override_id"],
@@ -199,7 +199,7 @@ def record_deployment(ledger, registry, actor: str, decision_id: str, reason: st
 def _deployed(conn, entry):
     p = entry.payload
     deployment_id = deployment_id_of(entry.seq)
-    conn.execute(sa.insert(tables.deployment).values(
+    conn.execute(tables.deployment.insert(), dict(
         deployment_id=deployment_id, model_name=p["model"], version=p["version"],
         environment=p["environment"], action="deploy", decision_id=p["decision_id"],
         previous_version=p["previous_version"], reason=p["reason"], actor=entry.actor, at=entry.ts,
@@ -242,7 +242,7 @@ def rollback(ledger, actor: str, deployment_id: str, reason: str) -> dict:
 def _rolled_back(conn, entry):
     p = entry.payload
     deployment_id = deployment_id_of(entry.seq)
-    conn.execute(sa.insert(tables.deployment).values(
+    conn.execute(tables.deployment.insert(), dict(
         deployment_id=deployment_id, model_name=p["model"], version=p["to_version"],
         environment=p["environment"], action="rollback", decision_id=None,
         previous_version=p["from_version"], rolls_back=p["rolls_back"], reason=p["reason"],

@@ -107,7 +107,7 @@ def create_token(ledger, actor: str, principal: str, roles, description: str = "
                "description": description, "expires_at": expires_at}
     with ledger.transaction() as writer:
         entry = writer.append("identity.token.created", actor, f"token:{token_id}", payload)
-        writer.connection.execute(sa.insert(tables.token_secret).values(
+        writer.connection.execute(tables.token_secret.insert(), dict(
             token_id=token_id, secret_sha256=_hash_secret(secret)))
     return {"token_id": token_id, "token": f"{TOKEN_PREFIX}{token_id}_{secret}",
             "principal": principal, "roles": roles, "expires_at": expires_at, "seq": entry.seq}
@@ -141,7 +141,7 @@ def list_tokens(engine, include_revoked: bool = False) -> list[dict]:
 @projects("identity.token.created")
 def _token_created(conn, entry):
     p = entry.payload
-    conn.execute(sa.insert(tables.token).values(
+    conn.execute(tables.token.insert(), dict(
         token_id=p["token_id"], principal=p["principal"], roles=canonical_text(p["roles"]),
         description=p["description"], created_at=entry.ts, created_by=entry.actor,
         created_seq=entry.seq, expires_at=p["expires_at"]))

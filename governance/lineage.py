@@ -46,7 +46,7 @@ def _upsert_node(conn, node_type, namespace, name, attributes, seq):
     t = tables.lineage_node
     row = conn.execute(sa.select(t.c.attributes).where(t.c.node_id == nid)).first()
     if row is None:
-        conn.execute(sa.insert(t).values(node_id=nid, node_type=node_type, namespace=namespace,
+        conn.execute(t.insert(), dict(node_id=nid, node_type=node_type, namespace=namespace,
                                          name=name, attributes=canonical_text(attributes),
                                          first_seq=seq, last_seq=seq))
     else:
@@ -61,7 +61,7 @@ def _add_edge(conn, source, target, relation, seq):
     exists = conn.execute(sa.select(t.c.seq).where(
         t.c.source == source, t.c.target == target, t.c.relation == relation)).first()
     if exists is None:
-        conn.execute(sa.insert(t).values(source=source, target=target, relation=relation, seq=seq))
+        conn.execute(t.insert(), dict(source=source, target=target, relation=relation, seq=seq))
 
 
 @projects("lineage.run_event.recorded")

@@ -73,7 +73,7 @@ def confirm_override(ledger, principal, override_id: str) -> dict:
 @projects("deployment.override.requested")
 def _requested(conn, entry):
     p = entry.payload
-    conn.execute(sa.insert(tables.override).values(
+    conn.execute(tables.override.insert(), dict(
         override_id=override_id_of(entry.seq), model_name=p["model"], version=p["version"],
         environment=p["environment"], justification=p["justification"], requested_by=entry.actor,
         requested_at=entry.ts, requested_seq=entry.seq, expires_at=p["expires_at"]))

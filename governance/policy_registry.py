@@ -50,9 +50,13 @@ class PolicyRegistry:
 
     def _directory_stamp(self):
         try:
-            return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size)
-                                for p in self.directory.iterdir()
-                                if p.is_file() and p.suffix in (".yaml", ".yml")))
+            with os.scandir(self.directory) as entries:  # one stat per file
+                stamp = []
+                for entry in entries:
+                    if entry.name.endswith((".yaml", ".yml")) and entry.is_file():
+                        info = entry.stat()
+                        stamp.append((entry.name, info.st_mtime_ns, info.st_size))
+            return tuple(sorted(stamp))
         except OSError:
             return None
 
@@ -164,7 +168,7 @@ def diff_summary(old: PolicySet | None, new: PolicySet) -> dict:
 @projects("policy.set.loaded")
 def _policy_set_loaded(conn, entry):
     p = entry.payload
-    conn.execute(sa.insert(tables.policy_set).values(
+    conn.execute(tables.policy_set.insert(), dict(
         digest=p["digest"], seq=entry.seq, loaded_at=entry.ts, loaded_by=entry.actor,
         files=canonical_text([[f["name"], f["sha256"]] for f in p["files"]]),
         rule_count=len(p["rules"])))

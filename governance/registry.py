@@ -68,7 +68,7 @@ def _same_or_conflict(what: str, recorded: dict, submitted: dict) -> None:
 @projects("model.registered")
 def _model_registered(conn, entry):
     p = entry.payload
-    conn.execute(sa.insert(tables.model).values(
+    conn.execute(tables.model.insert(), dict(
         name=p["name"], description=p["description"], owner=p["owner"],
         intended_use=p["intended_use"], risk_tier=p["risk_tier"],
         uses_personal_data=p["uses_personal_data"],
@@ -166,7 +166,7 @@ def register_dataset(ledger, actor: str, data: dict) -> dict:
 @projects("dataset.registered")
 def _dataset_registered(conn, entry):
     p = entry.payload
-    conn.execute(sa.insert(tables.dataset).values(
+    conn.execute(tables.dataset.insert(), dict(
         name=p["name"], description=p["description"], owner=p["owner"],
         source_system=p["source_system"], lineage_namespace=p["lineage_namespace"],
         lineage_name=p["lineage_name"], created_at=entry.ts, created_by=entry.actor, seq=entry.seq))
@@ -237,7 +237,7 @@ def register_dataset_version(ledger, actor: str, dataset_name: str, data: dict) 
 @projects("dataset.version.registered")
 def _dataset_version_registered(conn, entry):
     p = entry.payload
-    conn.execute(sa.insert(tables.dataset_version).values(
+    conn.execute(tables.dataset_version.insert(), dict(
         dataset_name=p["dataset"], version=p["version"], content_sha256=p["content_sha256"],
         uri=p["uri"], source_system=p["source_system"], schema=canonical_text(p["schema"]),
         pii_columns=canonical_text(p["pii_columns"]), legal_basis=p["legal_basis"],
@@ -337,7 +337,7 @@ def register_version(ledger, actor: str, model_name: str, data: dict) -> dict:
 def _version_registered(conn, entry):
     p = entry.payload
     lineage = p["lineage"] or {}
-    conn.execute(sa.insert(tables.model_version).values(
+    conn.execute(tables.model_version.insert(), dict(
         model_name=p["model"], version=p["version"], artifact_sha256=p["artifact_sha256"],
         artifact_uri=p["artifact_uri"], framework=p["framework"], description=p["description"],
         training_datasets=canonical_text(p["training_datasets"]), metrics=canonical_text(p["metrics"]),

@@ -2,7 +2,9 @@
 
 SQLite transactions are begun explicitly so that ledger writes can take the
 write lock up front with ``BEGIN IMMEDIATE`` (two writers can then never both
-read the same head) while readers use a plain deferred ``BEGIN``; the driver's
+read the same head; the writer connection of ``store.py``, marked with
+``WRITE_OPTION``, issues it itself) while readers use a plain deferred
+``BEGIN``; the driver's
 own transaction handling is switched off, as the SQLAlchemy documentation
 recommends for pysqlite. ``synchronous=FULL`` makes every acknowledged commit
 survive power loss. PostgreSQL keeps its defaults (``synchronous_commit=on``);
@@ -57,5 +59,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        immediate = conn.get_execution_options().get(WRITE_OPTION)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # The ledger's writer connection begins its own transactions
+        # (BEGIN IMMEDIATE, see ledger/store.py); every other one reads.
+        if not conn.get_execution_options().get(WRITE_OPTION):
+            conn.exec_driver_sql("BEGIN")

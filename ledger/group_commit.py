@@ -32,7 +32,7 @@ class _Rollback(Exception):
 
 class _OpenGroup:
     def __init__(self, scope, connection, writer):
-        self.scope = scope  # the store's write_transaction() context, entered
+        self.scope = scope  # the store's append_transaction() context, entered
         self.connection = connection
         self.writer = writer
         self.members = 0
@@ -93,10 +93,9 @@ class GroupCommitter:
 
     def _open(self) -> _OpenGroup:
         ledger = self._ledger
-        scope = ledger.store.write_transaction()
-        connection = scope.__enter__()
+        scope = ledger.store.append_transaction()
+        connection, head = scope.__enter__()
         try:
-            head = ledger.store.head(connection)
             writer = ledger._new_writer(connection, head)
         except BaseException as e:
             scope.__exit__(type(e), e, e.__traceback__)
