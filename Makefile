@@ -4,6 +4,10 @@ VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 PORT    ?= 8000
+# gunicorn processes and threads per process: THREADS=1 (sync workers) is the
+# faster choice measured here; THREADS>1 gives gthread workers (docs/performance-http.md).
+WORKERS ?= 2
+THREADS ?= 1
 STAMP   := $(VENV)/.requirements-installed
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
@@ -22,8 +26,8 @@ setup: $(STAMP)
 	$(VENV)/bin/flask --app app ledger init-key
 
 run: setup
-	$(VENV)/bin/gunicorn --bind 127.0.0.1:$(PORT) --workers 2 --threads 4 \
-		--worker-class gthread --access-logfile - 'app:create_app()'
+	$(VENV)/bin/gunicorn --bind 127.0.0.1:$(PORT) --workers $(WORKERS) --threads $(THREADS) \
+		--access-logfile - 'app:create_app()'
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -342,7 +342,7 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     ap.add_argument("--phase", default="checks",
                     help="comma-separated phases to run (and profile): " + ", ".join(k for k, _ in PHASES))
-    ap.add_argument("--config", default="gthread-2x4")
+    ap.add_argument("--config", default="sync-2")
     ap.add_argument("--mode", choices=("gil", "wall", "none"), default="gil")
     ap.add_argument("--variants", default="app",  # "" with --anatomy: no HTTP phase
                     help="comma-separated: app (as is), or '+'-joined bench.http_variants names and "

@@ -9,6 +9,7 @@ import json
 import sys
 
 from .http_api import PHASES
+from .http_servers import DEFAULT_CONFIG
 
 
 def _n(x, digits=0) -> str:
@@ -37,7 +38,8 @@ def configs_table(b: dict) -> list[str]:
 
 
 def summary_table(b: dict) -> list[str]:
-    lines = ["| phase | default (gthread 2x4): ok/s · p50 · p99 ms | best config | best: ok/s · p50 · p99 ms "
+    default = next((c["config"] for c in b["configs"] if c["default"]), DEFAULT_CONFIG.label)
+    lines = [f"| phase | default ({default}): ok/s · p50 · p99 ms | best config | best: ok/s · p50 · p99 ms "
              "| best / trivial app | best / raw 16 conn | best / raw 1 conn | target |",
              "|---|---:|---|---:|---:|---:|---:|---|"]
     for row in b["summary"]:

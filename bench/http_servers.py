@@ -47,7 +47,7 @@ class WorkerConfig:
 
 
 # What `make run` starts.
-DEFAULT_CONFIG = WorkerConfig("gthread", 2, 4)
+DEFAULT_CONFIG = WorkerConfig("sync", 2)
 
 
 def parse_config(text: str) -> WorkerConfig:
