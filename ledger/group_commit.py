@@ -94,9 +94,9 @@ class GroupCommitter:
     def _open(self) -> _OpenGroup:
         ledger = self._ledger
         scope = ledger.store.append_transaction()
-        connection, head = scope.__enter__()
+        connection, head, pending = scope.__enter__()
         try:
-            writer = ledger._new_writer(connection, head)
+            writer = ledger._new_writer(connection, head, pending)
         except BaseException as e:
             scope.__exit__(type(e), e, e.__traceback__)
             raise

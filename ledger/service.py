@@ -104,13 +104,17 @@ class ConsistencyProof:
 class LedgerWriter:
     """Appends entries inside one locked transaction; see :meth:`Ledger.transaction`."""
 
-    def __init__(self, ledger: "Ledger", conn: Connection, head: Head | None, frontier: Frontier):
+    def __init__(self, ledger: "Ledger", conn: Connection, head: Head | None, frontier: Frontier,
+                 pending: list | None = None):
         self._ledger = ledger
         self.connection = conn
         self.frontier = frontier
         self.last_leaf = head.leaf_hash if head else ZERO_HASH
         self.last_ts = head.ts if head else ""
         self.appended: list[AppendedEntry] = []
+        # Entry rows are written by the store just before COMMIT, in the same
+        # round trip on PostgreSQL (see LedgerStore.append_transaction).
+        self.pending: list[tuple] = [] if pending is None else pending
 
     @property
     def size(self) -> int:
@@ -119,12 +123,13 @@ class LedgerWriter:
 
     def mark(self) -> tuple:
         """Remember the writer's state (to undo a failed member of a shared transaction)."""
-        return self.frontier.copy(), self.last_leaf, self.last_ts, len(self.appended)
+        return self.frontier.copy(), self.last_leaf, self.last_ts, len(self.appended), len(self.pending)
 
     def reset(self, mark: tuple) -> None:
         """Return to a state taken by :meth:`mark`."""
-        self.frontier, self.last_leaf, self.last_ts, count = mark
+        self.frontier, self.last_leaf, self.last_ts, count, rows = mark
         del self.appended[count:]
+        del self.pending[rows:]
 
     def append(self, kind: str, actor: str, subject: str, payload: dict) -> AppendedEntry:
         """Append one entry; see :meth:`Ledger.append`."""
@@ -155,7 +160,7 @@ class LedgerWriter:
             results.append(AppendedEntry(seq, ts, item.kind, item.actor, item.subject, leaf, data))
             prev = leaf
             seq += 1
-        self._ledger.store.insert_entries(self.connection, rows)
+        self.pending.extend(rows)
         for projector in self._ledger.projectors:
             projector(self.connection, results)
         self.last_leaf = prev
@@ -223,8 +228,8 @@ class Ledger:
         with self._group_commit.transaction() as writer:
             yield writer
 
-    def _new_writer(self, conn: Connection, head: Head | None) -> "LedgerWriter":
-        return LedgerWriter(self, conn, head, self._frontier_for(conn, head))
+    def _new_writer(self, conn: Connection, head: Head | None, pending: list | None = None) -> "LedgerWriter":
+        return LedgerWriter(self, conn, head, self._frontier_for(conn, head), pending)
 
     def _committed(self, writer: "LedgerWriter") -> None:
         """After a durable commit: remember the frontier, sign a checkpoint if one is due."""

@@ -102,8 +102,6 @@ class LedgerStore:
             else "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '.ledger', 0))"
         )
         self._head_sql = f"SELECT seq, leaf_hash, canonical FROM {ENTRY_TABLE} ORDER BY seq DESC LIMIT 1"
-        self._begin_sql = "BEGIN IMMEDIATE" if self.sqlite else (
-            f"BEGIN; {self._lock_sql}; {self._head_sql}")
         database = engine.url.database if self.sqlite else None
         self._writer_gate = _WriterGate(f"{database}.append-lock" if database and database != ":memory:"
                                         else None)
@@ -125,20 +123,29 @@ class LedgerStore:
         fair), then ``BEGIN IMMEDIATE``. PostgreSQL: a transaction-level
         advisory lock, released by commit or rollback.
         """
-        with self.append_transaction() as (conn, _head):
+        with self.append_transaction() as (conn, _head, _pending):
             yield conn
 
     @contextmanager
-    def append_transaction(self) -> Iterator[tuple[Connection, Head | None]]:
-        """:meth:`write_transaction`, also yielding the head read under the lock.
+    def append_transaction(self) -> Iterator[tuple[Connection, Head | None, list]]:
+        """:meth:`write_transaction`, also yielding the head read under the lock
+        and a list for entry rows ``(seq, canonical, leaf_hash, nodes)``.
+
+        The rows put in the list are inserted just before ``COMMIT``. Nothing
+        reads the entry table inside a write transaction (other connections
+        could not see the rows before the commit anyway), and on PostgreSQL
+        this lets the inserts and the ``COMMIT`` travel together.
 
         The process's writes are serialised (the thread lock of the writer
         gate, then the database lock), so they share one kept connection
         instead of taking one from the pool per transaction; see
         :class:`_WriterConnection`. On PostgreSQL, ``BEGIN``, the advisory
-        lock and the head go to the server as one simple query: one round
-        trip instead of three. Each statement of it still takes its own
-        snapshot (READ COMMITTED), so the head is read after the lock is held.
+        lock and the head go to the server in one pipeline (one round trip
+        instead of three, prepared statements); each statement still takes
+        its own snapshot (READ COMMITTED), so the head is read after the lock
+        is held. The entry inserts and ``COMMIT`` are a second pipeline: a
+        durable single append costs two round trips, like a plain
+        ``INSERT`` and ``COMMIT``.
         """
         dbapi_error = self.engine.dialect.loaded_dbapi.Error
         try:
@@ -151,21 +158,39 @@ class LedgerStore:
                     first_line = (str(e).splitlines() or [""])[0]
                     raise LedgerUnavailableError("could not begin a ledger transaction: "
                                                  f"{type(e).__name__}: {first_line}") from e
-                with self._writer.transaction(conn):
-                    yield conn, _head(row)
+                pending: list[tuple] = []
+                with self._writer.transaction(conn, lambda cursor: self._insert_and_commit(cursor, pending)):
+                    yield conn, _head(row), pending
         except OperationalError as e:
             if _locked(e.orig):
                 raise LedgerUnavailableError(_LOCKED_MESSAGE) from e
             raise
 
     def _begin_and_read_head(self, cursor) -> tuple | None:
-        cursor.execute(self._begin_sql)
-        if self._lock_sql:
-            cursor.nextset()  # from BEGIN's result to the lock's,
-            cursor.nextset()  # then to the head's
-        else:
+        if self.sqlite:
+            cursor.execute("BEGIN IMMEDIATE")
             cursor.execute(self._head_sql)
+        else:
+            with cursor.connection.pipeline():
+                cursor.execute("BEGIN")
+                cursor.execute(self._lock_sql)
+                cursor.execute(self._head_sql)  # the cursor keeps the last result
         return cursor.fetchone()
+
+    def _insert_and_commit(self, cursor, rows: list[tuple]) -> str:
+        """Insert the pending entry rows and commit; return the server's answer to COMMIT."""
+        if self.sqlite:
+            if rows:
+                cursor.executemany(self._insert_entry, rows)
+            cursor.execute("COMMIT")
+            return "COMMIT"
+        with cursor.connection.pipeline():
+            if len(rows) == 1:
+                cursor.execute(self._insert_entry, rows[0])
+            elif rows:
+                cursor.executemany(self._insert_entry, rows)
+            cursor.execute("COMMIT")
+        return cursor.statusmessage
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -490,19 +515,22 @@ class _WriterConnection:
         raise AssertionError("unreachable")
 
     @contextmanager
-    def transaction(self, conn: Connection) -> Iterator[Connection]:
-        """Commit what the caller writes on ``conn`` (begun by :meth:`begin`), or roll it back."""
+    def transaction(self, conn: Connection, commit: Callable[[object], str]) -> Iterator[Connection]:
+        """Commit what the caller writes on ``conn`` (begun by :meth:`begin`), or roll it back.
+
+        ``commit(driver_cursor)`` ends the transaction and returns the
+        server's answer to ``COMMIT``.
+        """
         try:
             with conn.begin():  # SQLAlchemy's bookkeeping (savepoints); no statement here
                 yield conn
                 cursor = _driver_cursor(conn)
                 try:
-                    cursor.execute("COMMIT")
-                    # PostgreSQL answers COMMIT of a failed transaction with
-                    # ROLLBACK, and no error: never acknowledge that as a write.
-                    status = getattr(cursor, "statusmessage", "COMMIT")
+                    status = commit(cursor)
                 finally:
                     cursor.close()
+                # PostgreSQL answers COMMIT of a failed transaction with
+                # ROLLBACK, and no error: never acknowledge that as a write.
                 if status != "COMMIT":
                     raise LedgerUnavailableError(f"the database answered COMMIT with {status}: "
                                                  "the transaction had failed; nothing was recorded")

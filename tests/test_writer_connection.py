@@ -68,10 +68,23 @@ def test_a_swallowed_database_error_is_never_acknowledged(app, ledger):
                 writer.connection.execute(text("SELECT 1 / 0"))
             except Exception:  # noqa: BLE001 - the point of the test: a body that swallows it
                 pass
-    assert "answered COMMIT with ROLLBACK" in str(raised.value.__cause__)
+    # the entry rows, written just before COMMIT, are refused by the failed transaction
+    assert "current transaction is aborted" in str(raised.value.__cause__)
     assert _entry_count(app) == 1
     assert _note(ledger, 1).seq == 1
     _verify_ok(ledger)
+
+
+def test_a_swallowed_error_in_a_transaction_without_entries_is_never_acknowledged(app, ledger):
+    if not DBA.for_app(app).postgres:
+        pytest.skip("SQLite keeps a transaction usable after a failed statement")
+    with pytest.raises(LedgerUnavailableError, match="answered COMMIT with ROLLBACK"):
+        with ledger.store.write_transaction() as conn:
+            try:
+                conn.execute(text("SELECT 1 / 0"))
+            except Exception:  # noqa: BLE001 - the point of the test: a body that swallows it
+                pass
+    assert _note(ledger, 0).seq == 0  # the connection was rolled back and is usable
 
 
 def _terminate_writer(app, ledger) -> None:
