@@ -40,6 +40,7 @@ _ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 _ORJSON_DIFFERS_FROM, _ORJSON_DIFFERS_TO = 1e-6, 1e-5
 _BMP_LIMIT = "\U00010000"
 _MAX_DEPTH = 64
+_INFINITIES = (float("inf"), float("-inf"))
 
 
 def canonical_bytes(value) -> bytes:
@@ -152,6 +153,11 @@ def _fast_path_admits(value, depth: int = 0) -> int:
                 if -MAX_SAFE_INTEGER <= child <= MAX_SAFE_INTEGER:
                     continue
                 return False
+            if child_kind is float and not child.is_integer():  # inline: no call per float
+                if child != child or child in _INFINITIES or (
+                        _ORJSON_DIFFERS_FROM <= abs(child) < _ORJSON_DIFFERS_TO):
+                    return False
+                continue
             found = _fast_path_admits(child, depth + 1)
             if not found:
                 return False
@@ -167,6 +173,11 @@ def _fast_path_admits(value, depth: int = 0) -> int:
                 if -MAX_SAFE_INTEGER <= child <= MAX_SAFE_INTEGER:
                     continue
                 return False
+            if child_kind is float and not child.is_integer():  # inline: no call per float
+                if child != child or child in _INFINITIES or (
+                        _ORJSON_DIFFERS_FROM <= abs(child) < _ORJSON_DIFFERS_TO):
+                    return False
+                continue
             found = _fast_path_admits(child, depth + 1)
             if not found:
                 return False
