@@ -56,34 +56,47 @@ def test_failed_transaction_rolls_back_and_keeps_the_connection(app, ledger):
     _verify_ok(ledger)
 
 
-def test_a_swallowed_database_error_is_never_acknowledged(app, ledger):
-    """PostgreSQL answers COMMIT of a failed transaction with ROLLBACK and no error."""
+def _postgres_only(app, why: str) -> None:
     if not DBA.for_app(app).postgres:
-        pytest.skip("SQLite keeps a transaction usable after a failed statement")
+        pytest.skip(why)
+
+
+def _swallow_a_failed_statement(conn) -> None:
+    try:
+        conn.execute(text("SELECT 1 / 0"))
+    except Exception:  # noqa: BLE001 - the point of these tests: a body that swallows it
+        pass
+
+
+def _failed_append(app, ledger, then) -> BaseException:
+    """After entry 0, append one entry, run ``then(writer)``; expect nothing recorded.
+
+    Returns the cause the shared commit failed with.
+    """
     _note(ledger, 0)
     with pytest.raises(LedgerUnavailableError, match="nothing of this transaction was recorded") as raised:
         with ledger.transaction() as writer:
             writer.append("test.note", "tester", "thing:lost", {"lost": True})
-            try:
-                writer.connection.execute(text("SELECT 1 / 0"))
-            except Exception:  # noqa: BLE001 - the point of the test: a body that swallows it
-                pass
-    # the entry rows, written just before COMMIT, are refused by the failed transaction
-    assert "current transaction is aborted" in str(raised.value.__cause__)
+            then(writer)
     assert _entry_count(app) == 1
     assert _note(ledger, 1).seq == 1
+    return raised.value.__cause__
+
+
+def test_a_swallowed_database_error_is_never_acknowledged(app, ledger):
+    _postgres_only(app, "SQLite keeps a transaction usable after a failed statement")
+    cause = _failed_append(app, ledger, lambda writer: _swallow_a_failed_statement(writer.connection))
+    # the entry rows, written just before COMMIT, are refused by the failed transaction
+    assert "current transaction is aborted" in str(cause)
     _verify_ok(ledger)
 
 
 def test_a_swallowed_error_in_a_transaction_without_entries_is_never_acknowledged(app, ledger):
-    if not DBA.for_app(app).postgres:
-        pytest.skip("SQLite keeps a transaction usable after a failed statement")
+    """PostgreSQL answers COMMIT of a failed transaction with ROLLBACK and no error."""
+    _postgres_only(app, "SQLite keeps a transaction usable after a failed statement")
     with pytest.raises(LedgerUnavailableError, match="answered COMMIT with ROLLBACK"):
         with ledger.store.write_transaction() as conn:
-            try:
-                conn.execute(text("SELECT 1 / 0"))
-            except Exception:  # noqa: BLE001 - the point of the test: a body that swallows it
-                pass
+            _swallow_a_failed_statement(conn)
     assert _note(ledger, 0).seq == 0  # the connection was rolled back and is usable
 
 
@@ -95,8 +108,7 @@ def _terminate_writer(app, ledger) -> None:
 
 
 def test_a_connection_dropped_while_idle_is_replaced_without_an_error(app, ledger):
-    if not DBA.for_app(app).postgres:
-        pytest.skip("PostgreSQL: the server drops the connection")
+    _postgres_only(app, "PostgreSQL: the server drops the connection")
     _note(ledger, 0)
     _terminate_writer(app, ledger)
     assert _note(ledger, 1).seq == 1  # the begin is retried once on a new connection
@@ -106,16 +118,9 @@ def test_a_connection_dropped_while_idle_is_replaced_without_an_error(app, ledge
 
 
 def test_a_connection_dropped_inside_a_transaction_fails_it_and_the_next_one_works(app, ledger):
-    if not DBA.for_app(app).postgres:
-        pytest.skip("PostgreSQL: the server drops the connection")
-    _note(ledger, 0)
-    with pytest.raises(LedgerUnavailableError, match="nothing of this transaction was recorded") as raised:
-        with ledger.transaction() as writer:
-            writer.append("test.note", "tester", "thing:lost", {"lost": True})
-            _terminate_writer(app, ledger)
-    assert "connection is lost" in str(raised.value.__cause__)
-    assert _entry_count(app) == 1
-    assert _note(ledger, 1).seq == 1
+    _postgres_only(app, "PostgreSQL: the server drops the connection")
+    cause = _failed_append(app, ledger, lambda _writer: _terminate_writer(app, ledger))
+    assert "connection is lost" in str(cause)
     assert _writer(ledger).opened == 2
     _verify_ok(ledger)
 
