@@ -104,10 +104,18 @@ class _AppendedTuple(NamedTuple):
     canonical: bytes
 
 
+def _build_frontier(leaves: list[bytes]) -> None:
+    frontier = merkle.Frontier()
+    for leaf in leaves:
+        frontier.append(leaf)
+
+
 # -- SQL accounting ------------------------------------------------------------------------
 
-STORE_METHODS = ("head", "size", "insert_entries", "fetch_nodes", "latest_checkpoint",
-                 "checkpoint_by_size", "entry")
+# _begin_and_read_head: BEGIN (+ advisory lock) and the head read; _insert_and_commit:
+# the entry rows and COMMIT (one pipeline each on PostgreSQL).
+STORE_METHODS = ("_begin_and_read_head", "_insert_and_commit", "size", "fetch_nodes",
+                 "latest_checkpoint", "checkpoint_by_size", "entry")
 
 
 class SqlClock:
@@ -274,14 +282,9 @@ def append_loop_section(ledger, items: list[dict]) -> None:
     datas = [entry_mod.encode_entry(p, k, zero, ts) for k, p in enumerate(prepared)]
     line("leaf hash sha256(0x00 + data)", best_of(lambda: [merkle.leaf_hash(d) for d in datas], n))
     leaves = [merkle.leaf_hash(d) for d in datas]
-
-    def frontier():
-        f = merkle.Frontier()
-        for leaf in leaves:
-            f.append(leaf)
-    line("merkle.Frontier.append", best_of(frontier, n))
+    line("merkle.Frontier.append", best_of(lambda: _build_frontier(leaves), n))
     from ledger.service import AppendedEntry
-    line("AppendedEntry(...) (frozen dataclass)", best_of(lambda: [
+    line("AppendedEntry(...) (slotted dataclass)", best_of(lambda: [
         AppendedEntry(k, ts, "k", "a", "s", zero, zero) for k in range(n)], n))
     line("  prototype: the same as a NamedTuple", best_of(lambda: [
         _AppendedTuple(k, ts, "k", "a", "s", zero, zero) for k in range(n)], n))
@@ -562,12 +565,7 @@ def verify_section(ledger, backend, clock: SqlClock) -> None:
         line("  entry.LabelChecker.mismatches(...)", best_of(lambda: [
             checker.mismatches(bytes(r[1]), r[4], r[5], r[6], r[7]) for r in rows], n))
     leaves = [merkle.leaf_hash(c) for c in canon]
-
-    def frontier():
-        f = merkle.Frontier()
-        for leaf in leaves:
-            f.append(leaf)
-    line("  merkle.Frontier.append (+ its node hashes)", best_of(frontier, n))
+    line("  merkle.Frontier.append (+ its node hashes)", best_of(lambda: _build_frontier(leaves), n))
     if columns >= 8:
         cache: dict[str, bytes] = {}
 

@@ -57,7 +57,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import random
 import shutil
 import sqlite3
@@ -75,6 +74,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from .http_load import call, encode, machine_busy, run_phase
+from .machine import conninfo, machine_info
 from .http_servers import DEFAULT_CONFIG, ROOT, VENV_BIN, WorkerConfig, parse_config, start_gunicorn
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -109,77 +109,6 @@ def sha(text: str) -> str:
 
 # -- machine --------------------------------------------------------------------------------
 
-def machine_info(pg_url: str | None) -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = "unknown"
-    try:
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f"{kb / 1024 / 1024:.1f} GiB"
-    except (OSError, ValueError):
-        pass
-    import gunicorn
-    import sqlalchemy
-
-    info = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": cpu, "cores": os.cpu_count(), "memory": mem,
-        "kernel": f"{platform.system()} {platform.release()}",
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "gunicorn": gunicorn.__version__, "sqlalchemy": sqlalchemy.__version__,
-        "psycopg": psycopg.__version__, "sqlite": sqlite3.sqlite_version,
-        "tempdir": _filesystem_of(tempfile.gettempdir()),
-        "load_1m": os.getloadavg()[0],
-        "code": _code_version(),
-    }
-    if pg_url:
-        try:
-            with psycopg.connect(_conninfo(pg_url)) as conn:
-                info["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
-                info["postgresql_settings"] = {
-                    name: conn.execute(f"SHOW {name}").fetchone()[0]
-                    for name in ("synchronous_commit", "fsync", "wal_sync_method", "shared_buffers",
-                                 "commit_delay", "max_connections")}
-        except psycopg.Error as e:
-            info["postgresql"] = f"unreachable: {e.__class__.__name__}"
-    return info
-
-
-def _code_version() -> str:
-    """The commit measured: from git, or from a COMMIT file in an exported tree (git archive)."""
-    if (ROOT / ".git").exists():
-        dirty = [line for line in _git("status", "--porcelain").splitlines() if not line.startswith("??")]
-        return _git("rev-parse", "--short", "HEAD") + (" (+ uncommitted changes)" if dirty else "")
-    marker = ROOT / "COMMIT"
-    return (marker.read_text().strip() + " (exported tree)") if marker.exists() else "unknown"
-
-
-def _git(*args) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def _filesystem_of(path: str) -> str:
-    best = ("", "?", "?")
-    try:
-        for line in Path("/proc/mounts").read_text().splitlines():
-            dev, mnt, fs = line.split()[:3]
-            if path.startswith(mnt) and len(mnt) > len(best[0]):
-                best = (mnt, fs, dev)
-    except OSError:
-        pass
-    return f"{path} ({best[1]} on {best[2]})"
-
-
 def background_busy(seconds: float = 1.0) -> float:
     """Fraction of the machine busy right now (nothing of ours running)."""
     b0 = machine_busy()
@@ -199,15 +128,6 @@ def wait_until_idle(limit_s: float, threshold: float = 0.10) -> float:
 
 # -- backends -------------------------------------------------------------------------------
 
-def _conninfo(url: str) -> str:
-    u = make_url(url)
-    parts = {"host": u.host or "127.0.0.1", "port": u.port or 5432, "user": u.username or "postgres",
-             "dbname": u.database or "postgres"}
-    if u.password:
-        parts["password"] = u.password
-    return " ".join(f"{k}={v}" for k, v in parts.items())
-
-
 class Backend:
     def __init__(self, name: str, workdir: Path, pg_url: str):
         self.name = name
@@ -222,7 +142,7 @@ class Backend:
         if self.name == "sqlite":
             self.url = f"sqlite:///{self.workdir / 'ledger.db'}"
         else:
-            with psycopg.connect(_conninfo(self.admin_url), autocommit=True) as admin:
+            with psycopg.connect(conninfo(self.admin_url), autocommit=True) as admin:
                 admin.execute(f'CREATE DATABASE "{self.database}"')
             self.created = True
             self.url = make_url(self.admin_url).set(database=self.database).render_as_string(
@@ -231,7 +151,7 @@ class Backend:
 
     def drop(self) -> None:
         if self.created:
-            with psycopg.connect(_conninfo(self.admin_url), autocommit=True) as admin:
+            with psycopg.connect(conninfo(self.admin_url), autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
             self.created = False
 
@@ -240,7 +160,7 @@ class Backend:
         if self.name == "sqlite":
             return []
         try:
-            with psycopg.connect(_conninfo(self.admin_url), autocommit=True) as conn:
+            with psycopg.connect(conninfo(self.admin_url), autocommit=True) as conn:
                 rows = conn.execute("SELECT pid, backend_type, datname FROM pg_stat_activity "
                                     "WHERE pid <> pg_backend_pid()").fetchall()
         except psycopg.Error:
@@ -252,7 +172,7 @@ class Backend:
         if self.name == "sqlite":
             total = sum(p.stat().st_size for p in self.workdir.glob("ledger.db*"))
             return f"{total / 2**20:.0f} MiB"
-        with psycopg.connect(_conninfo(self.admin_url)) as conn:
+        with psycopg.connect(conninfo(self.admin_url)) as conn:
             size = conn.execute("SELECT pg_database_size(%s)", (self.database,)).fetchone()[0]
         return f"{size / 2**20:.0f} MiB"
 
@@ -635,7 +555,7 @@ def raw_sqlite(workdir: Path, threads: int, max_rows: int, max_seconds: float) -
 
 
 def raw_postgres(url: str, threads: int, max_rows: int, max_seconds: float) -> dict:
-    info = _conninfo(url)
+    info = conninfo(url)
     with psycopg.connect(info, autocommit=True) as conn:
         conn.execute(f"CREATE TABLE raw_{threads} (seq BIGSERIAL PRIMARY KEY, ts TEXT, kind TEXT, "
                      "actor TEXT, subject TEXT, canonical BYTEA, leaf_hash BYTEA)")
@@ -831,21 +751,29 @@ def summary_rows(b: dict, trivial: dict) -> list[dict]:
     return rows
 
 
+def trivial_ratio(row: dict) -> float | None:
+    """The best figure of a summary row over the trivial app's under the same configuration."""
+    return row["best"]["per_s"] / row["trivial_best"] if row.get("trivial_best") else None
+
+
+def target_status(row: dict, met: str = "met", missed: str = "MISSED") -> str:
+    """The row's target with its verdict (best configuration, then the default), or ''."""
+    if not row.get("target"):
+        return ""
+    default = "met" if row["met_default"] else "missed"
+    return f"{row['target']}  {met if row['met'] else missed} (default: {default})"
+
+
 def print_summary(b: dict, trivial: dict) -> None:
     say(f"\n  {b['label']}: default (gunicorn {DEFAULT_CONFIG.label}) and best configuration per phase")
     say(f"  {'phase':<20}{'default ok/s':>13}{'p50':>7}{'p99':>8}  {'best config':<13}{'ok/s':>8}"
         f"{'p50':>7}{'p99':>8}{'/trivial':>9}{'/raw16':>8}{'/raw1':>7}  target")
     for row in b["summary"]:
         d, bb = row["default"], row["best"]
-        trivial_ratio = bb["per_s"] / row["trivial_best"] if row.get("trivial_best") else None
-        target = row.get("target", "")
-        if target:
-            target += "  " + ("met" if row["met"] else "MISSED") + (
-                f" (default {'met' if row['met_default'] else 'missed'})")
         say(f"  {row['phase']:<20}{_fmt(d['per_s'], 0):>13}{_fmt(d['p50_ms'], 1):>7}{_fmt(d['p99_ms'], 1):>8}"
             f"  {row['best_config']:<13}{_fmt(bb['per_s'], 0):>8}{_fmt(bb['p50_ms'], 1):>7}"
-            f"{_fmt(bb['p99_ms'], 1):>8}{_fmt(trivial_ratio, 3):>9}"
-            f"{_fmt(row.get('raw16_ratio'), 2):>8}{_fmt(row.get('raw1_ratio'), 2):>7}  {target}")
+            f"{_fmt(bb['p99_ms'], 1):>8}{_fmt(trivial_ratio(row), 3):>9}"
+            f"{_fmt(row.get('raw16_ratio'), 2):>8}{_fmt(row.get('raw1_ratio'), 2):>7}  {target_status(row)}")
 
 
 def print_raw(b: dict) -> None:
@@ -989,7 +917,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-    info = machine_info(args.pg_url if "postgres" in backends else None)
+    import gunicorn
+    info = machine_info(args.pg_url if "postgres" in backends else None, gunicorn=gunicorn.__version__)
     say(f"bench.http_api — {info['date']}")
     say(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory']}, {info['kernel']}; "
         f"{info['python']}, gunicorn {info['gunicorn']}, SQLite {info['sqlite']}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .http_api import PHASES
+from .http_api import PHASES, target_status, trivial_ratio
 from .http_servers import DEFAULT_CONFIG
 
 
@@ -44,15 +44,11 @@ def summary_table(b: dict) -> list[str]:
              "|---|---:|---|---:|---:|---:|---:|---|"]
     for row in b["summary"]:
         d, bb = row["default"], row["best"]
-        trivial = bb["per_s"] / row["trivial_best"] if row.get("trivial_best") else None
-        target = row.get("target", "")
-        if target:
-            target += " — " + ("**met**" if row["met"] else "**missed**") + (
-                f" (default: {'met' if row['met_default'] else 'missed'})")
         lines.append(
             f"| {row['phase']} | {_n(d['per_s'])} · {_n(d['p50_ms'], 1)} · {_n(d['p99_ms'], 1)} "
             f"| {row['best_config']} | {_n(bb['per_s'])} · {_n(bb['p50_ms'], 1)} · {_n(bb['p99_ms'], 1)} "
-            f"| {_n(trivial, 3)} | {_n(row.get('raw16_ratio'), 2)} | {_n(row.get('raw1_ratio'), 2)} | {target} |")
+            f"| {_n(trivial_ratio(row), 3)} | {_n(row.get('raw16_ratio'), 2)} | {_n(row.get('raw1_ratio'), 2)} "
+            f"| {target_status(row, '**met**', '**missed**')} |")
     return lines
 
 

@@ -50,17 +50,15 @@ import json
 import logging
 import math
 import os
-import platform
 import pstats
 import random
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -72,6 +70,8 @@ from app import create_app, upgrade_database
 from ledger.merkle import Frontier, fold_range, inclusion_plan, consistency_plan, node_hash, perfect_nodes_of_range
 from ledger.proofs import verify_consistency, verify_inclusion
 from ledger.verify import LedgerVerifier
+
+from .machine import conninfo, load_average, machine_info
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -116,70 +116,6 @@ def latency(values: list[float]) -> dict:
 
 
 # -- machine ------------------------------------------------------------------------------
-
-def machine_info(pg_admin_url: str | None) -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    info = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory": memory,
-        "kernel": f"{platform.system()} {platform.release()}",
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "sqlite": sqlite3.sqlite_version,
-        "sqlalchemy": sqlalchemy.__version__,
-        "psycopg": psycopg.__version__,
-        "tempdir": f"{tempfile.gettempdir()} ({_filesystem_of(tempfile.gettempdir())})",
-        "postgresql": None,
-        "load": load_average(),
-        "code": code_version(),
-    }
-    if pg_admin_url:
-        try:
-            with psycopg.connect(_conninfo(pg_admin_url), connect_timeout=5) as conn:
-                settings = {}
-                for name in ("server_version", "synchronous_commit", "fsync", "wal_sync_method",
-                             "shared_buffers", "max_wal_size", "full_page_writes"):
-                    settings[name] = conn.execute(f"SHOW {name}").fetchone()[0]
-            info["postgresql"] = settings.pop("server_version")
-            info["postgresql_settings"] = settings
-        except psycopg.Error as e:
-            info["postgresql"] = f"unreachable ({e.__class__.__name__})"
-    return info
-
-
-def _filesystem_of(path: str) -> str:
-    best, kind, device = "", "?", "?"
-    try:
-        for line in Path("/proc/mounts").read_text().splitlines():
-            dev, mount, fstype = line.split()[:3]
-            if (path + "/").startswith(mount.rstrip("/") + "/") and len(mount) >= len(best):
-                best, kind, device = mount, fstype, dev
-    except OSError:
-        pass
-    return f"{kind} on {device}"
-
-
-def load_average() -> float | None:
-    try:
-        return float(Path("/proc/loadavg").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
 
 def cpu_busy() -> tuple[float, float] | None:
     """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
@@ -252,22 +188,6 @@ class Quietness:
             out.update({"machine_busy_s": busy, "elapsed_cpu_s": total, "this_process_s": own,
                         "server_s": server, "others_s": max(0.0, busy - own - server)})
         return out
-
-
-def code_version() -> str:
-    """The commit measured, and whether the code it runs differs from it."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ledger", "governance", "app.py",
-                                "migrations"], cwd=root, capture_output=True, text=True,
-                               timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    if not commit:
-        return "unknown"
-    return commit + (" + uncommitted changes to ledger/governance/app/migrations" if dirty else "")
 
 
 def print_machine(info: dict) -> None:
@@ -377,13 +297,6 @@ class RowShape:
 
 # -- backends -----------------------------------------------------------------------------
 
-def _conninfo(url: str) -> str:
-    u = make_url(url)
-    parts = {"host": u.host or "127.0.0.1", "port": u.port or 5432, "user": u.username or "postgres",
-             "dbname": u.database or "postgres", "password": u.password}
-    return " ".join(f"{k}={v}" for k, v in parts.items() if v is not None)
-
-
 class SqliteBackend:
     name = "sqlite"
     label = "SQLite"
@@ -459,7 +372,7 @@ class PostgresBackend:
         self.reader = None
 
     def create(self) -> tuple[str, str | None]:
-        with psycopg.connect(_conninfo(self.admin_url), autocommit=True) as admin:
+        with psycopg.connect(conninfo(self.admin_url), autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{self.database}"')
         self.created = True
         url = make_url(self.admin_url).set(database=self.database)
@@ -469,12 +382,12 @@ class PostgresBackend:
     def open_raw(self, shape: RowShape) -> None:
         """A table of the same definition in the same database, written by plain psycopg."""
         self.shape = shape
-        self.raw = psycopg.connect(_conninfo(self.url))
+        self.raw = psycopg.connect(conninfo(self.url))
         self.raw.execute("SET synchronous_commit = on")
         self.raw.execute(f"CREATE TABLE {RAW_TABLE} (LIKE {ENTRY_TABLE} INCLUDING ALL)")
         self.raw.commit()
         self.raw_cursor = self.raw.cursor()
-        self.reader = psycopg.connect(_conninfo(self.url), autocommit=True)
+        self.reader = psycopg.connect(conninfo(self.url), autocommit=True)
         self.insert_sql = (f"INSERT INTO {RAW_TABLE} ({shape.sql}) "
                            f"VALUES ({', '.join(['%s'] * len(shape.columns))})")
 
@@ -492,7 +405,7 @@ class PostgresBackend:
     def server_processes(self) -> tuple[list[int], list[int]]:
         """(the server's shared background processes, the backends connected to our database)."""
         try:
-            with psycopg.connect(_conninfo(self.admin_url), autocommit=True) as conn:
+            with psycopg.connect(conninfo(self.admin_url), autocommit=True) as conn:
                 rows = conn.execute("SELECT pid, backend_type, datname FROM pg_stat_activity "
                                     "WHERE pid <> pg_backend_pid()").fetchall()
         except psycopg.Error:
@@ -502,7 +415,7 @@ class PostgresBackend:
         return shared, ours
 
     def version(self) -> str:
-        with psycopg.connect(_conninfo(self.admin_url)) as conn:
+        with psycopg.connect(conninfo(self.admin_url)) as conn:
             return "PostgreSQL " + conn.execute("SHOW server_version").fetchone()[0]
 
     def close(self) -> None:
@@ -512,7 +425,7 @@ class PostgresBackend:
 
     def drop(self) -> None:
         if self.created:
-            with psycopg.connect(_conninfo(self.admin_url), autocommit=True) as admin:
+            with psycopg.connect(conninfo(self.admin_url), autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
             self.created = False
 

@@ -106,10 +106,7 @@ class LedgerStore:
         self._writer_gate = _WriterGate(f"{database}.append-lock" if database and database != ":memory:"
                                         else None)
         self._writer = _WriterConnection(engine)
-
-    def close(self) -> None:
-        """Close the kept writer connection (also done by ``engine.dispose()``)."""
-        self._writer.drop()
+        self._dbapi_error = engine.dialect.loaded_dbapi.Error
 
     # -- transactions ---------------------------------------------------------
 
@@ -147,12 +144,11 @@ class LedgerStore:
         durable single append costs two round trips, like a plain
         ``INSERT`` and ``COMMIT``.
         """
-        dbapi_error = self.engine.dialect.loaded_dbapi.Error
         try:
             with self._writer_gate:
                 try:
                     conn, row = self._writer.begin(self._begin_and_read_head)
-                except dbapi_error as e:
+                except self._dbapi_error as e:
                     if _locked(e):
                         raise LedgerUnavailableError(_LOCKED_MESSAGE) from e
                     first_line = (str(e).splitlines() or [""])[0]
@@ -201,34 +197,10 @@ class LedgerStore:
 
     # -- entries --------------------------------------------------------------
 
-    def head(self, conn: Connection) -> Head | None:
-        """Return the last entry's seq, leaf hash and timestamp, or None if empty.
-
-        The timestamp is read from the hashed bytes (there is no other copy).
-        """
-        cursor = _driver_cursor(conn)
-        try:
-            cursor.execute(self._head_sql)
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
-        return _head(row)
-
     def size(self, conn: Connection) -> int:
         """Return the number of entries (head seq + 1, or 0)."""
         row = conn.exec_driver_sql(f"SELECT MAX(seq) FROM {ENTRY_TABLE}").first()
         return 0 if row is None or row[0] is None else row[0] + 1
-
-    def insert_entries(self, conn: Connection, rows: list[tuple]) -> None:
-        """Insert entry rows ``(seq, canonical, leaf_hash, nodes)``."""
-        cursor = _driver_cursor(conn)
-        try:
-            if len(rows) == 1:
-                cursor.execute(self._insert_entry, rows[0])
-            else:
-                cursor.executemany(self._insert_entry, rows)
-        finally:
-            cursor.close()
 
     def entry(self, conn: Connection, seq: int) -> StoredEntry | None:
         """Return the entry with ``seq``, or None."""
@@ -480,7 +452,7 @@ class _WriterConnection:
         self._pid: int | None = None
         self._dbapi_error = engine.dialect.loaded_dbapi.Error
         self.opened = 0  # connections opened (for tests and metrics)
-        event.listen(engine, "engine_disposed", lambda _engine: self.close())
+        event.listen(engine, "engine_disposed", lambda _engine: self.drop())
 
     def _connection(self) -> Connection:
         conn = self._conn
@@ -500,19 +472,26 @@ class _WriterConnection:
         Returns the connection and what ``begin`` returned. Raises the
         driver's error if it fails on a healthy (or a new) connection.
         """
-        for attempt in (1, 2):
-            conn = self._connection()
-            cursor = _driver_cursor(conn)
-            try:
-                return conn, begin(cursor)
-            except self._dbapi_error:
-                broken = _broken(conn.connection.driver_connection)
-                self.drop() if broken else self._roll_back(conn)
-                if not broken or attempt == 2:
-                    raise
-            finally:
-                cursor.close()
-        raise AssertionError("unreachable")
+        try:
+            return self._try_begin(begin)
+        except self._dbapi_error:
+            if self._conn is not None:  # a healthy connection: the error is the answer
+                raise
+            return self._try_begin(begin)  # it was broken and dropped: once more, on a new one
+
+    def _try_begin(self, begin) -> tuple[Connection, tuple | None]:
+        conn = self._connection()
+        cursor = _driver_cursor(conn)
+        try:
+            return conn, begin(cursor)
+        except self._dbapi_error:
+            if _broken(conn.connection.driver_connection):
+                self.drop()
+            else:
+                self._roll_back(conn)
+            raise
+        finally:
+            cursor.close()
 
     @contextmanager
     def transaction(self, conn: Connection, commit: Callable[[object], str]) -> Iterator[Connection]:
@@ -570,8 +549,6 @@ class _WriterConnection:
                 conn.close()
             except Exception:  # noqa: BLE001 - closing a connection that may be broken
                 pass
-
-    close = drop
 
 
 def _broken(driver) -> bool:

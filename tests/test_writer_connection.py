@@ -84,7 +84,8 @@ def _failed_append(app, ledger, then) -> BaseException:
 
 
 def test_a_swallowed_database_error_is_never_acknowledged(app, ledger):
-    _postgres_only(app, "SQLite keeps a transaction usable after a failed statement")
+    _postgres_only(app, "PostgreSQL only: SQLite keeps a transaction usable after a failed statement, "
+                         "so there is no aborted transaction to commit")
     cause = _failed_append(app, ledger, lambda writer: _swallow_a_failed_statement(writer.connection))
     # the entry rows, written just before COMMIT, are refused by the failed transaction
     assert "current transaction is aborted" in str(cause)
@@ -93,7 +94,8 @@ def test_a_swallowed_database_error_is_never_acknowledged(app, ledger):
 
 def test_a_swallowed_error_in_a_transaction_without_entries_is_never_acknowledged(app, ledger):
     """PostgreSQL answers COMMIT of a failed transaction with ROLLBACK and no error."""
-    _postgres_only(app, "SQLite keeps a transaction usable after a failed statement")
+    _postgres_only(app, "PostgreSQL only: SQLite keeps a transaction usable after a failed statement, "
+                         "so there is no aborted transaction to commit")
     with pytest.raises(LedgerUnavailableError, match="answered COMMIT with ROLLBACK"):
         with ledger.store.write_transaction() as conn:
             _swallow_a_failed_statement(conn)
@@ -108,7 +110,8 @@ def _terminate_writer(app, ledger) -> None:
 
 
 def test_a_connection_dropped_while_idle_is_replaced_without_an_error(app, ledger):
-    _postgres_only(app, "PostgreSQL: the server drops the connection")
+    _postgres_only(app, "PostgreSQL only: the test drops the writer's connection with "
+                         "pg_terminate_backend; an SQLite connection cannot be dropped from outside")
     _note(ledger, 0)
     _terminate_writer(app, ledger)
     assert _note(ledger, 1).seq == 1  # the begin is retried once on a new connection
@@ -118,7 +121,8 @@ def test_a_connection_dropped_while_idle_is_replaced_without_an_error(app, ledge
 
 
 def test_a_connection_dropped_inside_a_transaction_fails_it_and_the_next_one_works(app, ledger):
-    _postgres_only(app, "PostgreSQL: the server drops the connection")
+    _postgres_only(app, "PostgreSQL only: the test drops the writer's connection with "
+                         "pg_terminate_backend; an SQLite connection cannot be dropped from outside")
     cause = _failed_append(app, ledger, lambda _writer: _terminate_writer(app, ledger))
     assert "connection is lost" in str(cause)
     assert _writer(ledger).opened == 2
