@@ -166,14 +166,14 @@ def anatomy(env: dict, deep: list, n: int) -> None:
     import time
     from datetime import datetime, timezone
 
-    import cel
     import orjson
 
     from app import create_app
     from governance import audit, gate, registry
     from governance.api.audit import EventPageOut
     from governance.policy_context import build_context
-    from governance.policy_engine import _join, evaluate
+    from governance.policy_cel import activation
+    from governance.policy_engine import evaluate
     from ledger import service
     from ledger.canonical import storable_canonical_bytes
 
@@ -246,9 +246,7 @@ def anatomy(env: dict, deep: list, n: int) -> None:
     params = policy_set.params_for("prod")
 
     def cel_convert():
-        env_ = cel.Context()
-        env_.add_variable("ctx", recorded)
-        env_.add_variable("params", params)
+        activation(recorded, params)
 
     evaluation = evaluate(policy_set, recorded)
     decision, results = evaluation.decision, evaluation.results_json()
@@ -262,8 +260,8 @@ def anatomy(env: dict, deep: list, n: int) -> None:
         "build_context (SQL: model, version, evidence, sign-offs, datasets, deployments)": build,
         "storable_canonical_bytes(context) + orjson.loads": _timed_loop(
             lambda: orjson.loads(storable_canonical_bytes(context)), n),
-        "evaluate(): cel.Context + add_variable(ctx, params)": _timed_loop(cel_convert, n),
-        "evaluate(): whole (conversion + 20 programs)": _timed_loop(lambda: evaluate(policy_set, recorded), n),
+        "evaluate(): CEL activation (ctx, params)": _timed_loop(cel_convert, n),
+        "evaluate(): whole (activation + 20 programs)": _timed_loop(lambda: evaluate(policy_set, recorded), n),
         "prepare_entry of the decision payload (canonical again)": _timed_loop(
             lambda: ledger.prepare("deployment.decision.recorded", Principals.deployer,
                                    f"model:{model}@{version}", payload), n),
@@ -278,10 +276,7 @@ def anatomy(env: dict, deep: list, n: int) -> None:
             if k == warm - 1:
                 timers.clear()
                 checks.clear()
-    env_ = cel.Context()
-    env_.add_variable("ctx", recorded)
-    env_.add_variable("params", params)
-    env_.add_function("join", _join)
+    env_ = activation(recorded, params)
     for rule in policy_set.rules:
         programs = [p for _name, _expr, p in rule.match] + [c.program for c in rule.validations]
         parts[f"  CEL programs of {rule.id} ({len(programs)})"] = _timed_loop(

@@ -2,8 +2,8 @@
 
 Pure: the context (``ctx``) and the environment's ``params`` go in, results
 come out; the same inputs give the same results, which is what makes a
-recorded decision replayable. The context is converted for CEL once per
-evaluation (a ``cel.Context``) and every rule runs on it.
+recorded decision replayable. Every rule runs on one CEL activation holding
+the context and the parameters (``policy_cel``).
 
 Failure is closed: an expression that errors (a missing field, a type
 mismatch) or returns something other than a boolean fails its rule, with the
@@ -17,16 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cel
-
+from .policy_cel import CelEvaluationError, activation
 from .policy_files import PolicySet, Rule
 
 ENVIRONMENT_RULE = "policy-set.environment"
 COVERAGE_RULE = "policy-set.coverage"
-
-
-def _join(items, separator=", "):
-    return separator.join(str(item) for item in items)
 
 
 @dataclass(frozen=True)
@@ -78,10 +73,7 @@ def evaluate(policy_set: PolicySet, context: dict) -> Evaluation:
             ENVIRONMENT_RULE, "policy-set", "deny", True, False,
             f"environment {environment!r} is not declared by the policy set (declared: {declared})",
             "deploy to a declared environment, or declare it under spec.environments of a policy"),))
-    env = cel.Context()
-    env.add_variable("ctx", context)
-    env.add_variable("params", policy_set.params_for(environment))
-    env.add_function("join", _join)
+    env = activation(context, policy_set.params_for(environment))
     results = [_evaluate_rule(rule, environment, env) for rule in policy_set.rules]
     if not any(r.applicable for r in results):
         results.append(RuleResult(COVERAGE_RULE, "policy-set", "deny", True, False,
@@ -135,6 +127,6 @@ def _message(check, env) -> str:
 
 def _error(error: Exception) -> str:
     text = str(error).split("\n")[0][:300]
-    if isinstance(error, KeyError):
-        return f"missing field {text}"
-    return f"{type(error).__name__}: {text}"
+    if isinstance(error, CelEvaluationError):
+        return text
+    return f"{type(error).__name__}: {text}"  # not expected from the library; still fails closed

@@ -23,10 +23,10 @@ spec:
           remediation: how to fix it
 ```
 
-Expressions are CEL (the Rust-backed ``common-expression-language``
-package; see docs/policy.md for why), compiled when the set is loaded. Any
+Expressions are CEL (``cel-expr-python``, through ``policy_cel``; see
+docs/policy.md for why), parsed and type-checked when the set is loaded. Any
 problem — YAML syntax, duplicate keys, unknown or missing fields, duplicate
-rule ids, CEL syntax — rejects the whole set with file, rule and line:column,
+rule ids, CEL syntax or type errors — rejects the whole set with file, rule and line:column,
 and the previous set stays active. The set's digest is SHA-256 over the
 canonical list of (file name, SHA-256 of the exact bytes), so the same files
 always give the same digest.
@@ -39,7 +39,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cel
 import marshmallow as ma
 import yaml
 from marshmallow import validate
@@ -47,6 +46,7 @@ from marshmallow import validate
 from ledger.canonical import canonical_bytes
 
 from .errors import InvalidRequestError
+from .policy_cel import CelCompileError, compile_expression
 
 API_VERSION = "ml-governance/v1"
 KIND = "DeploymentPolicy"
@@ -359,7 +359,16 @@ def compile_policy_set(files: list[PolicyFile]) -> PolicySet:
     if problems:
         raise PolicyLoadError(problems)
     return PolicySet(set_digest(files), tuple(sorted(files, key=lambda f: f.name)), tuple(rules),
-                     params, environments)
+                     _plain(params), _plain(environments))
+
+
+def _plain(value):
+    """``value`` without the position-keeping mappings: CEL reads plain dicts and lists only."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
 
 
 _CEL_DETAIL = re.compile(r"ERROR: <input>:\d+:\d+: (.*)")
@@ -367,8 +376,8 @@ _CEL_DETAIL = re.compile(r"ERROR: <input>:\d+:\d+: (.*)")
 
 def _compile(expression, file, rule_id, raw, key, problems, source, index=None):
     try:
-        return cel.compile(expression)
-    except (ValueError, RuntimeError, TypeError) as e:
+        return compile_expression(expression)
+    except CelCompileError as e:
         text = str(e)
         line, column = _mark(raw, key)
         position = _CEL_POSITION.search(text)

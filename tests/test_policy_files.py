@@ -181,6 +181,29 @@ def test_cel_syntax_error_points_into_a_folded_expression():
     assert (problem["line"], problem["column"]) == (11, 12 + 26)
 
 
+def test_a_type_error_the_checker_can_see_rejects_the_file_with_its_position():
+    # "a" + 1 has no overload: refused at load, not at the first check; "+" is CEL column 26
+    problem = only_problem(pfile("cel.yaml", policy(rules=_cel_rule("ctx.model.name == \"a\" + 1"))))
+    assert (problem["file"], problem["rule"]) == ("cel.yaml", "a.cel")
+    assert "<input>:1:23: found no matching overload for '_+_' applied to '(string, int)'" in problem["message"]
+    assert (problem["line"], problem["column"]) == (10, 23 + 23 - 1)
+
+
+def test_a_ternary_whose_branches_differ_in_type_is_rejected_at_load():
+    problem = only_problem(pfile("cel.yaml", policy(rules=_cel_rule("'ctx.model.name == \"a\" ? true : 1'"))))
+    assert "found no matching overload for '_?_:_'" in problem["message"]
+
+
+def test_context_values_are_typed_when_evaluated_so_int_and_double_compare():
+    files = [pfile("t.yaml", policy(rules=(
+        "    - id: t.mixed\n      description: d\n      validations:\n"
+        "        - {expression: 'ctx.model.count >= params.threshold && ctx.model.ratio < params.limit', "
+        "message: m}\n"), head=HEAD.replace("spec:\n", "spec:\n  params: {threshold: 0.5, limit: 2}\n")))]
+    evaluation = evaluate(compile_policy_set(files), {"environment": "prod",
+                                                     "model": {"count": 1, "ratio": 1.5}})
+    assert evaluation.decision == "allow", evaluation.results_json()
+
+
 def test_cel_syntax_errors_in_match_and_message_expressions_are_all_reported():
     text = policy(rules="    - id: a.cel\n      description: d\n"
                         "      match: [{name: n, expression: 'ctx.x +'}]\n"
