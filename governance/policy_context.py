@@ -7,7 +7,8 @@ replayed later. Documented field by field in docs/policy.md.
 ``state_seq`` is the newest ledger seq among the rows the context was built
 from (the model, the version, its evidence, sign-offs and overrides, and the
 model's deployments); a decision is stale once that number moves. Both come
-from one :class:`VersionState` read, six queries.
+from one :class:`VersionState` read: seven queries, which on PostgreSQL
+travel in one pipeline (one round trip).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from ledger.db import select_all
 from ledger.entry import parse_timestamp, utc_timestamp
 
 from . import tables
-from .registry import model_row, version_row
+from .errors import NotFoundError
 
 HISTORY = 20
 
@@ -55,8 +57,11 @@ class VersionState:
 def _state_queries():
     e, a, d, o = tables.evidence, tables.approval, tables.deployment, tables.override
     dv, link = tables.dataset_version, tables.version_dataset
+    m, v = tables.model, tables.model_version
     model, version = sa.bindparam("model"), sa.bindparam("version")
     return {
+        "model": sa.select(m).where(m.c.name == model),
+        "version": sa.select(v).where(v.c.model_name == model, v.c.version == version),
         "evidence": sa.select(e).where(e.c.model_name == model, e.c.version == version).order_by(e.c.seq),
         "approvals": sa.select(a).where(a.c.model_name == model, a.c.version == version).order_by(a.c.seq),
         "datasets": sa.select(dv).join(link, sa.and_(
@@ -73,9 +78,13 @@ _STATE_QUERIES = _state_queries()  # built once: constructing them costs more th
 
 def load_state(conn, model: str, version: str) -> VersionState:
     """Read the rows of a version's state; NotFoundError if the version does not exist."""
-    params = {"model": model, "version": version}
-    rows = {name: conn.execute(query, params).all() for name, query in _STATE_QUERIES.items()}
-    return VersionState(model=model_row(conn, model), version=version_row(conn, model, version), **rows)
+    rows = select_all(conn, _STATE_QUERIES, {"model": model, "version": version})
+    models, versions = rows.pop("model"), rows.pop("version")
+    if not models:
+        raise NotFoundError(f"no model {model!r}")
+    if not versions:
+        raise NotFoundError(f"no version {version!r} of model {model!r}")
+    return VersionState(model=models[0], version=versions[0], **rows)
 
 
 def state_seq(conn, model: str, version: str) -> int:

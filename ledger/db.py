@@ -63,3 +63,36 @@ def _configure_sqlite(engine: Engine) -> None:
         # (BEGIN IMMEDIATE, see ledger/store.py); every other one reads.
         if not conn.get_execution_options().get(WRITE_OPTION):
             conn.exec_driver_sql("BEGIN")
+
+
+def select_all(conn, statements: dict, params: dict) -> dict[str, list]:
+    """Run several SELECTs that take the same parameters; return each one's rows by name.
+
+    On PostgreSQL (psycopg) they travel to the server together in one pipeline,
+    on the connection's own transaction: one round trip instead of one per
+    query. Elsewhere they run one after another through SQLAlchemy. Rows allow
+    attribute access (``row.seq``) either way.
+    """
+    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
+        return {name: conn.execute(statement, params).all() for name, statement in statements.items()}
+    from psycopg.rows import namedtuple_row  # only PostgreSQL deployments have it imported
+
+    raw = conn.connection.driver_connection
+    cursors = {}
+    with raw.pipeline():
+        for name, statement in statements.items():
+            cursor = raw.cursor(row_factory=namedtuple_row)
+            cursor.execute(_compiled_sql(conn.dialect, statement), params)
+            cursors[name] = cursor
+    return {name: cursor.fetchall() for name, cursor in cursors.items()}
+
+
+_COMPILED: dict = {}
+
+
+def _compiled_sql(dialect, statement) -> str:
+    key = (dialect.name, dialect.driver, statement)  # a Select hashes by identity
+    sql = _COMPILED.get(key)
+    if sql is None:
+        sql = _COMPILED[key] = statement.compile(dialect=dialect).string
+    return sql
