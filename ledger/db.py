@@ -13,6 +13,8 @@ an optional schema isolates one ledger (or one test) inside a database.
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 
@@ -68,31 +70,69 @@ def _configure_sqlite(engine: Engine) -> None:
 def select_all(conn, statements: dict, params: dict) -> dict[str, list]:
     """Run several SELECTs that take the same parameters; return each one's rows by name.
 
-    On PostgreSQL (psycopg) they travel to the server together in one pipeline,
-    on the connection's own transaction: one round trip instead of one per
-    query. Elsewhere they run one after another through SQLAlchemy. Rows allow
-    attribute access (``row.seq``) either way.
-    """
-    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
-        return {name: conn.execute(statement, params).all() for name, statement in statements.items()}
-    from psycopg.rows import namedtuple_row  # only PostgreSQL deployments have it imported
+    For the hot read paths (a deployment check reads seven tables). The
+    statements are compiled once per dialect and run on the connection's
+    driver, inside the connection's transaction (one is begun if none is
+    open, so all of them see one snapshot on SQLite):
 
+    - PostgreSQL (psycopg): they travel to the server together in one
+      pipeline, one round trip instead of one per query;
+    - SQLite: one after another on the sqlite3 connection, which costs a
+      third of going through SQLAlchemy's execution path (~15 against ~45 µs
+      per query), with SQLAlchemy's result processing applied (``Boolean``).
+
+    Rows are named tuples (``row.seq``), like SQLAlchemy rows.
+    """
+    name = conn.dialect.name
+    if name not in ("sqlite", "postgresql") or (name == "postgresql" and conn.dialect.driver != "psycopg"):
+        return {key: conn.execute(statement, params).all() for key, statement in statements.items()}
     raw = conn.connection.driver_connection
-    cursors = {}
-    with raw.pipeline():
-        for name, statement in statements.items():
-            cursor = raw.cursor(row_factory=namedtuple_row)
-            cursor.execute(_compiled_sql(conn.dialect, statement), params)
-            cursors[name] = cursor
-    return {name: cursor.fetchall() for name, cursor in cursors.items()}
+    if name == "postgresql":
+        from psycopg.rows import namedtuple_row  # imported only where PostgreSQL is used
+
+        cursors = {}
+        with raw.pipeline():
+            for key, statement in statements.items():
+                cursor = raw.cursor(row_factory=namedtuple_row)
+                cursor.execute(_compiled(conn.dialect, statement).sql, params)
+                cursors[key] = cursor
+        return {key: cursor.fetchall() for key, cursor in cursors.items()}
+    if not raw.in_transaction and not conn.in_transaction():
+        conn.begin()  # the engine's begin event issues BEGIN: one snapshot for every query
+    rows = {}
+    for key, statement in statements.items():
+        compiled = _compiled(conn.dialect, statement)
+        cursor = raw.execute(compiled.sql, [params[p] for p in compiled.order])
+        rows[key] = [compiled.make_row(row) for row in cursor.fetchall()]
+    return rows
+
+
+class _Compiled:
+    """A statement's SQL for one dialect, its parameter order and how to build its rows."""
+
+    __slots__ = ("sql", "order", "make_row")
+
+    def __init__(self, dialect, statement):
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.order = tuple(compiled.positiontup or ())
+        columns = list(statement.selected_columns)
+        row_type = namedtuple("Row", [c.key for c in columns], rename=True)
+        processors = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+        if any(processors):
+            def make_row(values, processors=tuple(processors), row_type=row_type):
+                return row_type._make([p(v) if p else v for p, v in zip(processors, values)])
+        else:
+            make_row = row_type._make
+        self.make_row = make_row
 
 
 _COMPILED: dict = {}
 
 
-def _compiled_sql(dialect, statement) -> str:
+def _compiled(dialect, statement) -> _Compiled:
     key = (dialect.name, dialect.driver, statement)  # a Select hashes by identity
-    sql = _COMPILED.get(key)
-    if sql is None:
-        sql = _COMPILED[key] = statement.compile(dialect=dialect).string
-    return sql
+    found = _COMPILED.get(key)
+    if found is None:
+        found = _COMPILED[key] = _Compiled(dialect, statement)
+    return found
