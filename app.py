@@ -67,6 +67,9 @@ def config_from_env() -> dict:
         "OIDC_ROLES_CLAIM": env("OIDC_ROLES_CLAIM", "roles"),
         "OIDC_PRINCIPAL_CLAIM": env("OIDC_PRINCIPAL_CLAIM", "sub"),
         "OIDC_ALGORITHMS": env("OIDC_ALGORITHMS", "RS256,ES256,EdDSA"),
+        "SECRET_KEY": env("SECRET_KEY") or None,
+        "WEB_SESSION_KEY_FILE": env("WEB_SESSION_KEY_FILE") or str(INSTANCE_DIR / "web-session.key"),
+        "SESSION_COOKIE_SECURE": env("SESSION_COOKIE_SECURE", "0") == "1",
     }
 
 
