@@ -17,6 +17,7 @@ from markupsafe import escape
 
 from governance import identity
 from governance.web import keys
+from governance.web.errors import SessionKeyError
 from governance.web.auth import LOGIN_FAILED
 from governance.web.rendering import SECURITY_HEADERS
 from policy_fixtures.gate_scenarios import Gate
@@ -484,7 +485,7 @@ def test_workers_starting_together_share_one_session_key(tmp_path):
 def test_a_short_session_key_file_is_refused(tmp_path):
     path = tmp_path / "web-session.key"
     path.write_bytes(b"short")
-    with pytest.raises(keys.SessionKeyError, match=r"holds 5 bytes; at least 32 are needed"):
+    with pytest.raises(SessionKeyError, match=r"holds 5 bytes; at least 32 are needed"):
         keys.load_or_create(path)
 
 

@@ -21,14 +21,11 @@ from flask import (current_app, flash, g, redirect, render_template, request, se
 from .. import identity
 from ..errors import AuthenticationError, PermissionDeniedError
 from . import blp
+from .errors import CsrfError
 
 PUBLIC_ENDPOINTS = {"web.login", "web.static"}
 LOGIN_FAILED = "Sign-in failed: that token was not accepted."
 MAX_TOKEN_FIELD = 200
-
-
-class CsrfError(PermissionDeniedError):
-    """A POST form without the session's CSRF token."""
 
 
 def csrf_token() -> str:

@@ -14,11 +14,9 @@ import os
 import secrets
 from pathlib import Path
 
+from .errors import SessionKeyError
+
 KEY_BYTES = 32
-
-
-class SessionKeyError(RuntimeError):
-    """The session key file is unusable (too short, or unreadable)."""
 
 
 def load_or_create(path: str | os.PathLike) -> bytes:

@@ -24,7 +24,8 @@ from ..errors import InvalidRequestError
 from ..identity import READ_ROLES
 from . import blp
 from .auth import require_page_roles
-from .rendering import BadQueryError, describe
+from .errors import BadQueryError
+from .rendering import describe
 
 AUDIT_ROLES = ("auditor", "admin")  # as GET /api/v1/audit/events and /api/v1/ledger/entries
 _DECISION_ID = re.compile(r"^dc-\d{1,16}\Z")

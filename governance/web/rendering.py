@@ -18,6 +18,7 @@ from ledger.http import status_for
 
 from ..errors import GovernanceError, status_of
 from . import blp
+from .errors import BadQueryError
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'",
@@ -26,10 +27,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-
-
-class BadQueryError(GovernanceError, ValueError):
-    """A page's query parameters failed validation (rendered as a 400 page)."""
 
 
 def describe(errors: dict) -> str:
