@@ -44,7 +44,7 @@ def check_csrf() -> None:
                         "try again")
 
 
-@blp.app_context_processor
+@blp.context_processor
 def _template_globals():
     return {"csrf_token": csrf_token}
 
