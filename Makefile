@@ -11,7 +11,7 @@ THREADS ?= 1
 STAMP   := $(VENV)/.requirements-installed
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-postgres setup install bench bench-http
+.PHONY: run test test-postgres test-browser setup install bench bench-http
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,12 +29,19 @@ run: setup
 	$(VENV)/bin/gunicorn --bind 127.0.0.1:$(PORT) --workers $(WORKERS) --threads $(THREADS) \
 		--access-logfile - 'app:create_app()'
 
+# tests/browser needs Chromium and is run by test-browser only.
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --ignore=tests/browser $(PYTEST_ARGS)
 
 # The same suite against PostgreSQL (each run makes and drops its own database).
 test-postgres: install
-	DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest $(PYTEST_ARGS)
+	DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest --ignore=tests/browser $(PYTEST_ARGS)
+
+# The web pages in Debian's headless Chromium (installed by .ci/ensure-chromium,
+# never by `playwright install`).
+test-browser: setup
+	.ci/ensure-chromium
+	$(PY) -m pytest tests/browser $(PYTEST_ARGS)
 
 bench: install
 	$(PY) -m bench.ledger

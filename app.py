@@ -19,7 +19,7 @@ from alembic.script import ScriptDirectory
 from flask import Flask, current_app, jsonify, request
 from flask_smorest import Api
 from sqlalchemy.exc import DataError, OperationalError, ProgrammingError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 import governance
@@ -67,6 +67,9 @@ def config_from_env() -> dict:
         "OIDC_ROLES_CLAIM": env("OIDC_ROLES_CLAIM", "roles"),
         "OIDC_PRINCIPAL_CLAIM": env("OIDC_PRINCIPAL_CLAIM", "sub"),
         "OIDC_ALGORITHMS": env("OIDC_ALGORITHMS", "RS256,ES256,EdDSA"),
+        "SECRET_KEY": env("SECRET_KEY") or None,
+        "WEB_SESSION_KEY_FILE": env("WEB_SESSION_KEY_FILE") or str(INSTANCE_DIR / "web-session.key"),
+        "SESSION_COOKIE_SECURE": env("SESSION_COOKIE_SECURE", "0") == "1",
     }
 
 
@@ -138,8 +141,9 @@ def _refuse_control_characters():
     # PostgreSQL would refuse it deep inside a query, so refuse it at the door.
     raw = request.full_path
     if any(ch < " " or ch == "\x7f" for ch in unquote(raw)):
-        return error_body(400, HTTP_STATUS_CODES[400],
-                          "the URL contains a control character"), 400
+        # Raised, not returned, so each part renders it its own way (JSON for
+        # the API, an HTML page under /ui/), with the same status and message.
+        raise BadRequest("the URL contains a control character")
     return None
 
 

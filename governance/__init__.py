@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def init_app(app, api) -> None:
-    """Wire projections, authentication, error rendering, policies, API and CLI into the app."""
+    """Wire projections, authentication, error rendering, policies, API, web pages and CLI into the app."""
     from ledger.http import AUTHORIZER_KEY
 
     # Importing the domain modules registers their projections.
@@ -24,6 +24,7 @@ def init_app(app, api) -> None:
     from .cli import governance_cli, tokens_cli
     from .errors import GovernanceError
     from .policy_cli import policy_cli
+    from .web import init_app as init_web
 
     app.config.setdefault("GOV_MAX_DOCUMENT_BYTES", 5 * 1024 * 1024)
     app.extensions["ledger"].add_projector(projections.project)
@@ -39,6 +40,7 @@ def init_app(app, api) -> None:
             algorithms=tuple((app.config.get("OIDC_ALGORITHMS") or "RS256,ES256,EdDSA").split(",")))
     app.register_error_handler(GovernanceError, _render)
     register(api)
+    init_web(app)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(governance_cli)
     app.cli.add_command(policy_cli)

@@ -175,11 +175,29 @@ def authenticate_token(engine, presented: str) -> Principal:
         row = conn.execute(_TOKEN_WITH_SECRET, {"token_id": token_id}).first()
     if row is None or not hmac.compare_digest(bytes(row.secret_sha256), _hash_secret(secret)):
         raise AuthenticationError("unknown API token")
+    return _usable_principal(row)
+
+
+def authenticate_token_id(engine, token_id: str) -> Principal:
+    """Return the principal of a token already authenticated once, or raise AuthenticationError.
+
+    For web sessions: the signed session cookie holds the token id (never the
+    secret), and every page request checks again that the token is neither
+    revoked nor expired.
+    """
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(tables.token).where(tables.token.c.token_id == token_id)).first()
+    if row is None:
+        raise AuthenticationError("unknown API token")
+    return _usable_principal(row)
+
+
+def _usable_principal(row) -> Principal:
     if row.revoked_seq is not None:
         raise AuthenticationError("this API token was revoked")
     if row.expires_at and row.expires_at <= utc_timestamp():
         raise AuthenticationError("this API token has expired")
-    return Principal(row.principal, frozenset(json.loads(row.roles)), "token", token_id)
+    return Principal(row.principal, frozenset(json.loads(row.roles)), "token", row.token_id)
 
 
 class OidcValidator:

@@ -74,6 +74,7 @@ def app_config(database, instance: Path, **overrides) -> dict:
         "LEDGER_CHECKPOINT_EVERY": 0,
         "LEDGER_CHECKPOINT_SECONDS": 0,
         "LEDGER_BACKGROUND_CHECKPOINTS": False,
+        "WEB_SESSION_KEY_FILE": str(instance / "web-session.key"),
     }
     config.update(overrides)
     return config

@@ -1,0 +1,131 @@
+"""The read-only pages: audit trail, overrides, a decision, deployments, one entry.
+
+Each page validates its query with the marshmallow schema of its JSON API
+counterpart (unknown parameters are refused there too), needs the same roles,
+and calls the same domain read function; ``governance.views`` adds which
+entries a break-glass override is behind so they can be flagged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import marshmallow as ma
+from flask import current_app, g, redirect, render_template, request, url_for
+from werkzeug.exceptions import NotFound
+
+from ledger.api import entry_json
+
+from .. import audit, gate, views
+from ..api.audit import AuditQuery
+from ..api.gate import HistoryQuery, OverrideQuery
+from ..errors import InvalidRequestError
+from ..identity import READ_ROLES
+from . import blp
+from .auth import require_page_roles
+from .errors import BadQueryError
+from .rendering import describe
+
+AUDIT_ROLES = ("auditor", "admin")  # as GET /api/v1/audit/events and /api/v1/ledger/entries
+_DECISION_ID = re.compile(r"^dc-\d{1,16}\Z")
+
+
+class AuditPageQuery(AuditQuery):
+    """The audit API's query, less ``format``; a bad cursor is a field error here."""
+
+    class Meta:
+        exclude = ("format",)
+
+    @ma.validates("cursor")
+    def _known_cursor(self, value, **kwargs):
+        try:
+            audit.decode_cursor(value)
+        except InvalidRequestError as e:
+            raise ma.ValidationError("invalid cursor: use the 'older' link of a previous page") from e
+
+
+def load_query(schema: ma.Schema) -> dict:
+    """Validate the query string with ``schema``; empty form fields count as absent."""
+    repeated = sorted(name for name in request.args if len(request.args.getlist(name)) > 1)
+    if repeated:
+        raise BadQueryError(f"invalid query: give each parameter once ({', '.join(repeated)})")
+    raw = {name: value for name, value in request.args.items() if value != ""}
+    try:
+        return schema.load(raw)
+    except ma.ValidationError as e:
+        raise BadQueryError(f"invalid query: {describe(e.normalized_messages())}") from e
+
+
+def _filters(*drop: str) -> dict:
+    """The non-empty query parameters as given, less ``drop`` (for pagination links)."""
+    return {name: value for name, value in request.args.items() if value != "" and name not in drop}
+
+
+def engine():
+    return current_app.extensions["db_engine"]
+
+
+@blp.route("/")
+def index():
+    """The audit trail for those who may read it, deployments for everyone else."""
+    if g.principal.has_any(AUDIT_ROLES):
+        return redirect(url_for("web.audit_page"))
+    return redirect(url_for("web.deployments_page"))
+
+
+@blp.route("/audit")
+@require_page_roles(*AUDIT_ROLES)
+def audit_page():
+    """Audit events, newest first, with the API's filters and an 'older' link."""
+    query = load_query(AuditPageQuery())
+    page = audit.query_events(engine(), **query)
+    behind = views.overrides_behind(engine(), [e["seq"] for e in page["events"]])
+    older = (url_for("web.audit_page", **_filters("cursor"), cursor=page["next_cursor"])
+             if page["next_cursor"] else None)
+    return render_template("audit.html", events=page["events"], overrides=behind, older=older,
+                           filters=_filters(), decision_kind="deployment.decision.recorded",
+                           decision_id_of=gate.decision_id_of)
+
+
+@blp.route("/overrides")
+@require_page_roles(*READ_ROLES)
+def overrides_page():
+    """Every break-glass override with its status and entries."""
+    query = load_query(OverrideQuery())
+    return render_template("overrides.html", overrides=views.override_details(engine(), query.get("model")),
+                           filters=_filters())
+
+
+@blp.route("/decisions/<decision_id>")
+@require_page_roles(*READ_ROLES)
+def decision_page(decision_id: str):
+    """One recorded decision: allow or deny, each rule's result, digests, override."""
+    if not _DECISION_ID.match(decision_id):
+        raise NotFound(f"no decision {decision_id[:40]}")
+    decision = gate.get_decision(current_app.extensions["ledger"], decision_id)
+    override = views.overrides_behind(engine(), [decision["seq"]]).get(decision["seq"])
+    return render_template("decision.html", decision=decision, override=override)
+
+
+@blp.route("/deployments")
+@require_page_roles(*READ_ROLES)
+def deployments_page():
+    """Deployments and rollbacks, newest first, override-made ones flagged."""
+    query = load_query(HistoryQuery())
+    deployments = gate.history(engine(), **query)
+    behind = views.overrides_behind(engine(), [d["seq"] for d in deployments])
+    older = (url_for("web.deployments_page", **_filters("before_seq"), before_seq=deployments[-1]["seq"])
+             if len(deployments) == query["limit"] else None)
+    return render_template("deployments.html", deployments=deployments, overrides=behind, older=older,
+                           filters=_filters())
+
+
+@blp.route("/entries/<int:seq>")
+@require_page_roles(*AUDIT_ROLES)
+def entry_page(seq: int):
+    """One ledger entry exactly as stored, with the link to its inclusion proof."""
+    entry = current_app.extensions["ledger"].entry(seq)
+    return render_template("entry.html", entry=entry_json(entry),
+                           canonical=entry.canonical.decode("utf-8"),
+                           readable=json.dumps(json.loads(entry.canonical), indent=2, ensure_ascii=False))
