@@ -27,6 +27,7 @@ import jwt
 import sqlalchemy as sa
 from flask import current_app, request
 
+from ledger.db import select_all
 from ledger.entry import utc_timestamp
 
 from . import tables
@@ -172,7 +173,8 @@ def authenticate_token(engine, presented: str) -> Principal:
         raise AuthenticationError("malformed API token")
     token_id, secret = match.groups()
     with engine.connect() as conn:
-        row = conn.execute(_TOKEN_WITH_SECRET, {"token_id": token_id}).first()
+        rows = select_all(conn, {"token": _TOKEN_WITH_SECRET}, {"token_id": token_id})["token"]
+    row = rows[0] if rows else None
     if row is None or not hmac.compare_digest(bytes(row.secret_sha256), _hash_secret(secret)):
         raise AuthenticationError("unknown API token")
     return _usable_principal(row)

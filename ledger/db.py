@@ -70,7 +70,7 @@ def _configure_sqlite(engine: Engine) -> None:
 def select_all(conn, statements: dict, params: dict) -> dict[str, list]:
     """Run several SELECTs that take the same parameters; return each one's rows by name.
 
-    For the hot read paths (a deployment check reads seven tables). The
+    For the hot read paths (every request's token, a check's seven tables). The
     statements are compiled once per dialect and run on the connection's
     driver, inside the connection's transaction (one is begun if none is
     open, so all of them see one snapshot on SQLite):
@@ -90,6 +90,10 @@ def select_all(conn, statements: dict, params: dict) -> dict[str, list]:
     if name == "postgresql":
         from psycopg.rows import namedtuple_row  # imported only where PostgreSQL is used
 
+        if len(statements) == 1:  # one query: a pipeline would only add its own overhead
+            (key, statement), = statements.items()
+            cursor = raw.cursor(row_factory=namedtuple_row)
+            return {key: cursor.execute(_compiled(conn.dialect, statement).sql, params).fetchall()}
         cursors = {}
         with raw.pipeline():
             for key, statement in statements.items():
