@@ -191,24 +191,24 @@ def anatomy(env: dict, deep: list, n: int) -> None:
 
     @contextmanager
     def lock_timer():
-        original = store.write_transaction
+        original = store.append_transaction  # what every append (and group commit) opens
 
         @contextmanager
         def timed():
             t0 = time.perf_counter()
-            with original() as conn:
+            with original() as opened:
                 t1 = time.perf_counter()
-                timers.setdefault("lock wait + BEGIN (+ advisory lock)", []).append(t1 - t0)
-                yield conn
+                timers.setdefault("lock wait + BEGIN (+ advisory lock) + head", []).append(t1 - t0)
+                yield opened
                 t2 = time.perf_counter()
             t3 = time.perf_counter()
-            timers.setdefault("COMMIT (durable) + release", []).append(t3 - t2)
+            timers.setdefault("entry inserts + COMMIT (durable) + release", []).append(t3 - t2)
             timers.setdefault("= append lock held, BEGIN to end of COMMIT", []).append(t3 - t1)
-        store.write_transaction = timed
+        store.append_transaction = timed
         try:
             yield
         finally:
-            store.write_transaction = original
+            store.append_transaction = original
 
     data = {"artifact_uri": "s3://models/anatomy", "framework": "sklearn", "description": "nightly retrain",
             "training_datasets": [{"name": "loans", "version": "v1"}],

@@ -66,17 +66,17 @@ def _lock_stats(app) -> None:
     from pathlib import Path
 
     store = app.extensions["ledger"].store
-    original = store.write_transaction
+    original = store.append_transaction  # what every append (and group commit) opens
     out = Path(os.environ["BENCH_LOCK_STATS"])
     stats = {"count": 0, "hold_s": 0.0, "wait_s": 0.0, "first": None, "last": None, "holds_ms": []}
     lock = threading.Lock()
 
     @contextmanager
-    def write_transaction():
+    def append_transaction():
         t0 = time.monotonic()
-        with original() as conn:
+        with original() as opened:
             t1 = time.monotonic()
-            yield conn
+            yield opened
         t2 = time.monotonic()
         with lock:
             stats["count"] += 1
@@ -94,7 +94,7 @@ def _lock_stats(app) -> None:
                 text = json.dumps(stats)
             (out / f"lock-{os.getpid()}.json").write_text(text)
 
-    store.write_transaction = write_transaction
+    store.append_transaction = append_transaction
     started = {"pid": None}
 
     @app.before_request
