@@ -394,10 +394,3 @@ def list_versions(engine, name: str) -> list[dict]:
         rows = conn.execute(sa.select(t).where(t.c.model_name == name).order_by(t.c.seq))
         return [_version_json(r) for r in rows]
 
-
-def model_row(conn, name: str):
-    """Return the projection row of a model, or raise NotFoundError."""
-    row = _model_row(conn, name)
-    if row is None:
-        raise NotFoundError(f"no model {name!r}")
-    return row

@@ -1,0 +1,69 @@
+"""``ledger.db.select_all`` returns exactly what SQLAlchemy would, on both backends.
+
+It runs the hot reads (a check's state, the token lookup) on the driver's
+connection — a psycopg pipeline on PostgreSQL, the sqlite3 connection on
+SQLite — so its rows must equal SQLAlchemy's, values, types and names.
+"""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from governance import tables
+from governance.errors import NotFoundError
+from governance.policy_context import _STATE_QUERIES, load_state
+from ledger.db import select_all
+from policy_fixtures.gate_scenarios import Gate
+from policy_fixtures.web_scenarios import break_glass
+
+PARAMS = {"model": "credit-risk", "version": "1"}
+
+
+def _through_sqlalchemy(engine, statements, params):
+    with engine.connect() as conn:
+        results = {name: conn.execute(statement, params) for name, statement in statements.items()}
+        return {name: (list(result.keys()), [tuple(row) for row in result.all()])
+                for name, result in results.items()}
+
+
+def test_every_state_query_gives_sqlalchemys_rows_values_types_and_names(world, app):
+    break_glass(Gate(world))  # evidence, sign-offs, datasets, an override and a deployment
+    engine = app.extensions["db_engine"]
+    expected = _through_sqlalchemy(engine, _STATE_QUERIES, PARAMS)
+    with engine.connect() as conn:
+        got = select_all(conn, _STATE_QUERIES, PARAMS)
+    assert set(got) == set(_STATE_QUERIES)
+    for name, (columns, rows) in expected.items():
+        assert rows, f"the scenario leaves {name} empty: the comparison would prove nothing"
+        assert [tuple(row) for row in got[name]] == rows, name
+        assert [[type(v) for v in row] for row in got[name]] == [[type(v) for v in row] for row in rows], name
+        assert all(list(row._fields) == columns for row in got[name]), name
+    assert got["model"][0].uses_personal_data is True  # a Boolean column stays a bool on SQLite
+
+
+def test_no_rows_is_an_empty_list_and_an_unknown_version_is_not_found(world, app):
+    Gate(world).compliant()
+    engine = app.extensions["db_engine"]
+    with engine.connect() as conn:
+        got = select_all(conn, _STATE_QUERIES, {"model": "credit-risk", "version": "nope"})
+        assert got["version"] == [] and got["evidence"] == [] and len(got["model"]) == 1
+        with pytest.raises(NotFoundError, match="^no version 'nope' of model 'credit-risk'$"):
+            load_state(conn, "credit-risk", "nope")
+        with pytest.raises(NotFoundError, match="^no model 'ghost'$"):
+            load_state(conn, "ghost", "1")
+
+
+def test_reads_inside_a_write_transaction_see_its_uncommitted_rows(world, app):
+    """On the writer's connection select_all joins the open transaction, begins none."""
+    Gate(world).compliant()
+    ledger = app.extensions["ledger"]
+    statement = {"tokens": sa.select(tables.token.c.token_id).order_by(tables.token.c.token_id)}
+    before = len(_through_sqlalchemy(app.extensions["db_engine"], statement, {})["tokens"][1])
+    with ledger.transaction() as writer:
+        writer.append("identity.token.created", "operator:test", "token:0123456789abcdef", {
+            "token_id": "0123456789abcdef", "principal": "zed", "roles": ["auditor"],
+            "description": "", "expires_at": None})
+        inside = select_all(writer.connection, statement, {})["tokens"]
+    assert len(inside) == before + 1
+    assert ("0123456789abcdef",) in [tuple(row) for row in inside]
