@@ -72,14 +72,17 @@ def select_all(conn, statements: dict, params: dict) -> dict[str, list]:
 
     For the hot read paths (every request's token, a check's seven tables). The
     statements are compiled once per dialect and run on the connection's
-    driver, inside the connection's transaction (one is begun if none is
-    open, so all of them see one snapshot on SQLite):
+    driver, inside the connection's transaction if one is open:
 
     - PostgreSQL (psycopg): they travel to the server together in one
-      pipeline, one round trip instead of one per query;
+      pipeline, one round trip instead of one per query; outside a
+      transaction they run in autocommit (no ``BEGIN``/``ROLLBACK`` round
+      trips: at READ COMMITTED each statement has its own snapshot anyway);
     - SQLite: one after another on the sqlite3 connection, which costs a
       third of going through SQLAlchemy's execution path (~15 against ~45 µs
-      per query), with SQLAlchemy's result processing applied (``Boolean``).
+      per query), with SQLAlchemy's result processing applied (``Boolean``);
+      several statements outside a transaction get one begun for them, so
+      that they see one snapshot.
 
     Rows are named tuples (``row.seq``), like SQLAlchemy rows.
     """
@@ -88,20 +91,18 @@ def select_all(conn, statements: dict, params: dict) -> dict[str, list]:
         return {key: conn.execute(statement, params).all() for key, statement in statements.items()}
     raw = conn.connection.driver_connection
     if name == "postgresql":
-        from psycopg.rows import namedtuple_row  # imported only where PostgreSQL is used
-
-        if len(statements) == 1:  # one query: a pipeline would only add its own overhead
-            (key, statement), = statements.items()
-            cursor = raw.cursor(row_factory=namedtuple_row)
-            return {key: cursor.execute(_compiled(conn.dialect, statement).sql, params).fetchall()}
-        cursors = {}
-        with raw.pipeline():
-            for key, statement in statements.items():
-                cursor = raw.cursor(row_factory=namedtuple_row)
-                cursor.execute(_compiled(conn.dialect, statement).sql, params)
-                cursors[key] = cursor
-        return {key: cursor.fetchall() for key, cursor in cursors.items()}
-    if not raw.in_transaction and not conn.in_transaction():
+        if raw.autocommit or raw.info.transaction_status != _PG_IDLE:
+            return _pg_select_all(conn.dialect, raw, statements, params)
+        # Outside a transaction, read in autocommit: at READ COMMITTED every
+        # statement takes its own snapshot anyway, and this saves the driver's
+        # BEGIN (a round trip of its own, also in a pipeline) and the pool's
+        # ROLLBACK when the connection goes back (another one).
+        raw.autocommit = True
+        try:
+            return _pg_select_all(conn.dialect, raw, statements, params)
+        finally:
+            raw.autocommit = False
+    if len(statements) > 1 and not raw.in_transaction and not conn.in_transaction():
         conn.begin()  # the engine's begin event issues BEGIN: one snapshot for every query
     rows = {}
     for key, statement in statements.items():
@@ -109,6 +110,25 @@ def select_all(conn, statements: dict, params: dict) -> dict[str, list]:
         cursor = raw.execute(compiled.sql, [params[p] for p in compiled.order])
         rows[key] = [compiled.make_row(row) for row in cursor.fetchall()]
     return rows
+
+
+def _pg_select_all(dialect, raw, statements: dict, params: dict) -> dict[str, list]:
+    from psycopg.rows import namedtuple_row  # imported only where PostgreSQL is used
+
+    if len(statements) == 1:  # one query: a pipeline would only add its own overhead
+        (key, statement), = statements.items()
+        cursor = raw.cursor(row_factory=namedtuple_row)
+        return {key: cursor.execute(_compiled(dialect, statement).sql, params).fetchall()}
+    cursors = {}
+    with raw.pipeline():
+        for key, statement in statements.items():
+            cursor = raw.cursor(row_factory=namedtuple_row)
+            cursor.execute(_compiled(dialect, statement).sql, params)
+            cursors[key] = cursor
+    return {key: cursor.fetchall() for key, cursor in cursors.items()}
+
+
+_PG_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE, without importing psycopg where it is not used
 
 
 class _Compiled:

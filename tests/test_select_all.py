@@ -67,3 +67,23 @@ def test_reads_inside_a_write_transaction_see_its_uncommitted_rows(world, app):
         inside = select_all(writer.connection, statement, {})["tokens"]
     assert len(inside) == before + 1
     assert ("0123456789abcdef",) in [tuple(row) for row in inside]
+
+
+def test_reads_outside_a_transaction_leave_the_connection_as_they_found_it(app):
+    """PostgreSQL: autocommit reads, so no BEGIN is sent and nothing is left to roll back.
+    SQLite: one statement runs alone; several get one transaction, for one snapshot."""
+    engine = app.extensions["db_engine"]
+    one = {"tokens": sa.select(tables.token.c.token_id)}
+    several = {"tokens": sa.select(tables.token.c.token_id), "models": sa.select(tables.model.c.name)}
+    postgres = engine.dialect.name == "postgresql"
+    for statements in (one, several):
+        with engine.connect() as conn:
+            select_all(conn, statements, {})
+            raw = conn.connection.driver_connection
+            if postgres:
+                assert raw.autocommit is False
+                assert raw.info.transaction_status == 0, "a transaction was left open (IDLE is 0)"
+                assert not conn.in_transaction()
+            else:
+                assert raw.in_transaction is (statements is several)
+                assert conn.in_transaction() is (statements is several)
