@@ -301,11 +301,11 @@ def batch_section(ledger, clock: SqlClock, pool: ItemPool, batches: int, batch: 
     originals = list(projectors)
 
     def timed(projector):
-        def run(conn, entries):
+        def run(conn, entries, writer=None):
             nonlocal project_s
             t0 = perf()
             try:
-                projector(conn, entries)
+                projector(conn, entries, writer)
             finally:
                 project_s += perf() - t0
         return run

@@ -83,8 +83,17 @@ def _decode(entry) -> EntryView:
                      data["payload"], entry.leaf_hash.hex())
 
 
-def project(conn: Connection, entries) -> None:
-    """Project committed-to-be entries (objects with ``canonical`` and ``leaf_hash``)."""
+_AUDIT_INSERT = sa.insert(tables.audit_event)
+
+
+def project(conn: Connection, entries, writer=None) -> None:
+    """Project committed-to-be entries (objects with ``canonical`` and ``leaf_hash``).
+
+    Live (``writer`` given), the audit rows are inserted with the entries just
+    before COMMIT (``LedgerWriter.defer_insert``): nothing reads the audit
+    table inside a write transaction, and on PostgreSQL that saves a round
+    trip per append. Rebuilding (no writer), they are inserted at once.
+    """
     audit_rows = []
     for entry in entries:
         view = _decode(entry)
@@ -98,8 +107,12 @@ def project(conn: Connection, entries) -> None:
             "subject": view.subject, "model_name": facts.model, "version": facts.version,
             "summary": facts.summary[:512], "flagged": facts.flagged, "leaf_hash": view.leaf_hash,
         })
-    if audit_rows:
-        conn.execute(sa.insert(tables.audit_event), audit_rows)
+    if not audit_rows:
+        return
+    if writer is not None:
+        writer.defer_insert(_AUDIT_INSERT, audit_rows)
+    else:
+        conn.execute(_AUDIT_INSERT, audit_rows)
 
 
 @dataclass(frozen=True, slots=True)

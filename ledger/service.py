@@ -41,7 +41,8 @@ from .merkle import EMPTY_ROOT, Frontier, consistency_plan, fold_range, inclusio
 from .proofs import verify_consistency
 from .signer import CheckpointMirror, SignedState, SignerStateFile
 from .signing import ALGORITHM, SigningKey
-from .store import Head, IndexCorruptError, LedgerStore, PublicKeyRecord, StoredCheckpoint, StoredEntry
+from .store import (Head, IndexCorruptError, LedgerStore, PendingWrites, PublicKeyRecord, StoredCheckpoint,
+                    StoredEntry)
 
 log = logging.getLogger(__name__)
 _LEAF_PREFIX = b"\x00"
@@ -105,16 +106,17 @@ class LedgerWriter:
     """Appends entries inside one locked transaction; see :meth:`Ledger.transaction`."""
 
     def __init__(self, ledger: "Ledger", conn: Connection, head: Head | None, frontier: Frontier,
-                 pending: list | None = None):
+                 pending: PendingWrites | None = None):
         self._ledger = ledger
         self.connection = conn
         self.frontier = frontier
         self.last_leaf = head.leaf_hash if head else ZERO_HASH
         self.last_ts = head.ts if head else ""
         self.appended: list[AppendedEntry] = []
-        # Entry rows are written by the store just before COMMIT, in the same
-        # round trip on PostgreSQL (see LedgerStore.append_transaction).
-        self.pending: list[tuple] = [] if pending is None else pending
+        # Entry rows (and deferred projection rows) are written by the store
+        # just before COMMIT, in the same round trip on PostgreSQL (see
+        # LedgerStore.append_transaction).
+        self.pending = PendingWrites() if pending is None else pending
 
     @property
     def size(self) -> int:
@@ -123,13 +125,25 @@ class LedgerWriter:
 
     def mark(self) -> tuple:
         """Remember the writer's state (to undo a failed member of a shared transaction)."""
-        return self.frontier.copy(), self.last_leaf, self.last_ts, len(self.appended), len(self.pending)
+        return (self.frontier.copy(), self.last_leaf, self.last_ts, len(self.appended),
+                len(self.pending.entries), len(self.pending.deferred))
 
     def reset(self, mark: tuple) -> None:
         """Return to a state taken by :meth:`mark`."""
-        self.frontier, self.last_leaf, self.last_ts, count, rows = mark
+        self.frontier, self.last_leaf, self.last_ts, count, rows, deferred = mark
         del self.appended[count:]
-        del self.pending[rows:]
+        del self.pending.entries[rows:]
+        del self.pending.deferred[deferred:]
+
+    def defer_insert(self, statement, rows: list[dict]) -> None:
+        """Insert ``rows`` with ``statement`` (an ``insert()``) just before COMMIT.
+
+        For projection rows that nothing reads inside this transaction: on
+        PostgreSQL they then cost no round trip of their own. The rows of one
+        call share their keys.
+        """
+        if rows:
+            self.pending.deferred.append((statement, rows))
 
     def append(self, kind: str, actor: str, subject: str, payload: dict) -> AppendedEntry:
         """Append one entry; see :meth:`Ledger.append`."""
@@ -160,9 +174,9 @@ class LedgerWriter:
             results.append(AppendedEntry(seq, ts, item.kind, item.actor, item.subject, leaf, data))
             prev = leaf
             seq += 1
-        self.pending.extend(rows)
+        self.pending.entries.extend(rows)
         for projector in self._ledger.projectors:
-            projector(self.connection, results)
+            projector(self.connection, results, self)
         self.last_leaf = prev
         self.last_ts = ts
         self.appended.extend(results)
@@ -195,10 +209,11 @@ class Ledger:
         self._group_commit = GroupCommitter(self, settings.group_commit_max)
 
     def add_projector(self, projector) -> None:
-        """Call ``projector(connection, appended_entries)`` inside every append transaction.
+        """Call ``projector(connection, appended_entries, writer)`` inside every append transaction.
 
         Projections written there commit or roll back with the entries; an
-        exception aborts the append.
+        exception aborts the append. Rows nothing reads inside the transaction
+        can go through ``writer.defer_insert`` (inserted with the entries).
         """
         self.projectors.append(projector)
 
@@ -228,7 +243,8 @@ class Ledger:
         with self._group_commit.transaction() as writer:
             yield writer
 
-    def _new_writer(self, conn: Connection, head: Head | None, pending: list | None = None) -> "LedgerWriter":
+    def _new_writer(self, conn: Connection, head: Head | None,
+                    pending: PendingWrites | None = None) -> "LedgerWriter":
         return LedgerWriter(self, conn, head, self._frontier_for(conn, head), pending)
 
     def _committed(self, writer: "LedgerWriter") -> None:

@@ -84,6 +84,22 @@ class PublicKeyRecord:
     retired: str | None
 
 
+class PendingWrites:
+    """What a write transaction inserts just before ``COMMIT``.
+
+    ``entries``: ledger rows ``(seq, canonical, leaf_hash, nodes)``.
+    ``deferred``: ``(insert statement, [row dicts])`` of projection tables
+    that nothing reads inside the transaction (the audit rows); on PostgreSQL
+    they travel with the entry inserts and ``COMMIT`` in one round trip.
+    """
+
+    __slots__ = ("entries", "deferred")
+
+    def __init__(self):
+        self.entries: list[tuple] = []
+        self.deferred: list[tuple] = []
+
+
 class LedgerStore:
     """SQL storage of one ledger in one database (or PostgreSQL schema)."""
 
@@ -106,6 +122,7 @@ class LedgerStore:
         self._writer_gate = _WriterGate(f"{database}.append-lock" if database and database != ":memory:"
                                         else None)
         self._writer = _WriterConnection(engine)
+        self._deferred_cache: dict = {}
         self._dbapi_error = engine.dialect.loaded_dbapi.Error
 
     # -- transactions ---------------------------------------------------------
@@ -154,7 +171,7 @@ class LedgerStore:
                     first_line = (str(e).splitlines() or [""])[0]
                     raise LedgerUnavailableError("could not begin a ledger transaction: "
                                                  f"{type(e).__name__}: {first_line}") from e
-                pending: list[tuple] = []
+                pending = PendingWrites()
                 with self._writer.transaction(conn, lambda cursor: self._insert_and_commit(cursor, pending)):
                     yield conn, _head(row), pending
         except OperationalError as e:
@@ -173,11 +190,15 @@ class LedgerStore:
                 cursor.execute(self._head_sql)  # the cursor keeps the last result
         return cursor.fetchone()
 
-    def _insert_and_commit(self, cursor, rows: list[tuple]) -> str:
-        """Insert the pending entry rows and commit; return the server's answer to COMMIT."""
+    def _insert_and_commit(self, cursor, pending: "PendingWrites") -> str:
+        """Insert the pending rows and commit; return the server's answer to COMMIT."""
+        rows = pending.entries
         if self.sqlite:
             if rows:
                 cursor.executemany(self._insert_entry, rows)
+            for statement, params in pending.deferred:
+                sql, order = self._deferred_sql(statement, params[0])
+                cursor.executemany(sql, [tuple(p[key] for key in order) for p in params])
             cursor.execute("COMMIT")
             return "COMMIT"
         with cursor.connection.pipeline():
@@ -185,8 +206,23 @@ class LedgerStore:
                 cursor.execute(self._insert_entry, rows[0])
             elif rows:
                 cursor.executemany(self._insert_entry, rows)
+            for statement, params in pending.deferred:
+                sql, _order = self._deferred_sql(statement, params[0])
+                if len(params) == 1:
+                    cursor.execute(sql, params[0])
+                else:
+                    cursor.executemany(sql, params)
             cursor.execute("COMMIT")
         return cursor.statusmessage
+
+    def _deferred_sql(self, statement, example: dict) -> tuple[str, tuple]:
+        """The driver SQL of an ``insert()`` for rows shaped like ``example``, and its parameter order."""
+        key = (statement, tuple(example))
+        found = self._deferred_cache.get(key)
+        if found is None:
+            compiled = statement.compile(dialect=self.engine.dialect, column_keys=list(example))
+            found = self._deferred_cache[key] = (compiled.string, tuple(compiled.positiontup or ()))
+        return found
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -22,17 +22,21 @@ def _run_threads(count, target):
         thread.join()
 
 
-def _committed_seqs(app) -> set[int]:
-    """Seqs visible to a brand-new connection, i.e. committed."""
+def _committed(app, sql: str) -> list[tuple]:
+    """Rows visible to a brand-new connection, i.e. committed."""
     url, schema = app.config["DATABASE_URL"], app.config["DATABASE_SCHEMA"]
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
             if schema:
                 conn.execute(text(f'SET search_path TO "{schema}"'))
-            return {row[0] for row in conn.execute(text("SELECT seq FROM ledger_entry"))}
+            return [tuple(row) for row in conn.execute(text(sql))]
     finally:
         engine.dispose()
+
+
+def _committed_seqs(app) -> set[int]:
+    return {row[0] for row in _committed(app, "SELECT seq FROM ledger_entry")}
 
 
 def test_concurrent_transactions_share_commits_and_each_returns_durable(app):
@@ -89,6 +93,10 @@ def test_a_failing_member_rolls_back_alone(app):
         assert ledger.entry(seq).subject == f"thing:{n}:{i}"
     subjects = {ledger.entry(s).subject for s in range(size)}
     assert not any(f"thing:{n}:{i}" in subjects for n, i in failed)
+    # the audit rows, inserted with the entries just before COMMIT, followed
+    # the same savepoints: one per kept entry, none for a failed member
+    audit = dict(_committed(app, "SELECT seq, subject FROM gov_audit_event"))
+    assert audit == {seq: f"thing:{n}:{i}" for n, i, seq in kept}
     assert LedgerVerifier(ledger).verify_full().ok
 
 
