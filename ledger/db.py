@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 from sqlalchemy import create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine, make_url
 
 WRITE_OPTION = "ledger_write"
@@ -90,7 +91,22 @@ def select_all(conn, statements: dict, params: dict) -> dict[str, list]:
     if name not in ("sqlite", "postgresql") or (name == "postgresql" and conn.dialect.driver != "psycopg"):
         return {key: conn.execute(statement, params).all() for key, statement in statements.items()}
     raw = conn.connection.driver_connection
-    if name == "postgresql":
+    try:
+        return _driver_select_all(conn, raw, statements, params)
+    except conn.dialect.loaded_dbapi.Error as e:
+        # What SQLAlchemy would have raised: its exception classes (the app
+        # answers OperationalError with 503), and a dropped connection
+        # invalidated so that the pool does not hand it out again.
+        disconnect = conn.dialect.is_disconnect(e, raw, None)
+        if disconnect:
+            conn.invalidate(e)
+        raise sa_exc.DBAPIError.instance(
+            None, params, e, conn.dialect.loaded_dbapi.Error, hide_parameters=True,
+            connection_invalidated=disconnect, dialect=conn.dialect) from e
+
+
+def _driver_select_all(conn, raw, statements: dict, params: dict) -> dict[str, list]:
+    if conn.dialect.name == "postgresql":
         if raw.autocommit or raw.info.transaction_status != _PG_IDLE:
             return _pg_select_all(conn.dialect, raw, statements, params)
         # Outside a transaction, read in autocommit: at READ COMMITTED every
@@ -101,7 +117,8 @@ def select_all(conn, statements: dict, params: dict) -> dict[str, list]:
         try:
             return _pg_select_all(conn.dialect, raw, statements, params)
         finally:
-            raw.autocommit = False
+            if raw.info.transaction_status == _PG_IDLE:  # not on a broken connection: it would raise
+                raw.autocommit = False
     if len(statements) > 1 and not raw.in_transaction and not conn.in_transaction():
         conn.begin()  # the engine's begin event issues BEGIN: one snapshot for every query
     rows = {}

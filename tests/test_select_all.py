@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from conftest import ON_POSTGRES
 from governance import tables
 from governance.errors import NotFoundError
 from governance.policy_context import _STATE_QUERIES, load_state
@@ -87,3 +88,34 @@ def test_reads_outside_a_transaction_leave_the_connection_as_they_found_it(app):
             else:
                 assert raw.in_transaction is (statements is several)
                 assert conn.in_transaction() is (statements is several)
+
+
+def test_a_driver_error_is_raised_as_sqlalchemy_would_raise_it(make_app):
+    """The app answers SQLAlchemy's OperationalError/ProgrammingError with 503: a
+    driver error must not escape as the driver's own class (a 500)."""
+    app = make_app(migrate=False)  # no tables: the query fails in the database
+    with app.extensions["db_engine"].connect() as conn:
+        with pytest.raises(sa.exc.DBAPIError) as raised:
+            select_all(conn, {"tokens": sa.select(tables.token.c.token_id)}, {})
+    expected = sa.exc.ProgrammingError if conn.dialect.name == "postgresql" else sa.exc.OperationalError
+    assert type(raised.value) is expected
+    assert "gov_token" in str(raised.value)
+
+
+@pytest.mark.skipif(not ON_POSTGRES,
+                    reason="PostgreSQL only: it drops the connection with pg_terminate_backend; "
+                           "an SQLite connection cannot be dropped from outside")
+def test_a_connection_the_server_dropped_is_invalidated_and_the_next_read_works(app):
+    engine = app.extensions["db_engine"]
+    statement = {"tokens": sa.select(tables.token.c.token_id)}
+    with engine.connect() as conn:
+        pid = conn.connection.driver_connection.info.backend_pid
+        with engine.connect() as other:
+            other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(sa.exc.OperationalError) as raised:
+            select_all(conn, statement, {})
+        assert raised.value.connection_invalidated
+        assert conn.invalidated
+    with engine.connect() as conn:
+        assert conn.connection.driver_connection.info.backend_pid != pid
+        assert select_all(conn, statement, {}) == {"tokens": []}
