@@ -154,9 +154,7 @@ class _Compiled:
     __slots__ = ("sql", "order", "make_row")
 
     def __init__(self, dialect, statement):
-        compiled = statement.compile(dialect=dialect)
-        self.sql = compiled.string
-        self.order = tuple(compiled.positiontup or ())
+        self.sql, self.order = driver_sql(dialect, statement)
         columns = list(statement.selected_columns)
         row_type = namedtuple("Row", [c.key for c in columns], rename=True)
         processors = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
@@ -169,6 +167,7 @@ class _Compiled:
 
 
 _COMPILED: dict = {}
+_DRIVER_SQL: dict = {}
 
 
 def _compiled(dialect, statement) -> _Compiled:
@@ -176,4 +175,18 @@ def _compiled(dialect, statement) -> _Compiled:
     found = _COMPILED.get(key)
     if found is None:
         found = _COMPILED[key] = _Compiled(dialect, statement)
+    return found
+
+
+def driver_sql(dialect, statement, columns: tuple = ()) -> tuple[str, tuple]:
+    """The driver's SQL of a prebuilt statement and the order of its parameters (cached).
+
+    ``columns``: for an ``insert()``, the columns its rows give. The order is
+    empty for drivers that take named parameters (psycopg).
+    """
+    key = (dialect.name, dialect.driver, statement, columns)  # statements hash by identity
+    found = _DRIVER_SQL.get(key)
+    if found is None:
+        compiled = statement.compile(dialect=dialect, column_keys=list(columns) if columns else None)
+        found = _DRIVER_SQL[key] = (compiled.string, tuple(compiled.positiontup or ()))
     return found

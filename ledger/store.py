@@ -23,7 +23,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from .db import WRITE_OPTION, is_sqlite
+from .db import WRITE_OPTION, driver_sql, is_sqlite
 from .entry import hashed_timestamp
 from .errors import LedgerError, LedgerUnavailableError
 from .merkle import HASH_SIZE, Node
@@ -122,7 +122,6 @@ class LedgerStore:
         self._writer_gate = _WriterGate(f"{database}.append-lock" if database and database != ":memory:"
                                         else None)
         self._writer = _WriterConnection(engine)
-        self._deferred_cache: dict = {}
         self._dbapi_error = engine.dialect.loaded_dbapi.Error
 
     # -- transactions ---------------------------------------------------------
@@ -197,7 +196,7 @@ class LedgerStore:
             if rows:
                 cursor.executemany(self._insert_entry, rows)
             for statement, params in pending.deferred:
-                sql, order = self._deferred_sql(statement, params[0])
+                sql, order = driver_sql(self.engine.dialect, statement, tuple(params[0]))
                 cursor.executemany(sql, [tuple(p[key] for key in order) for p in params])
             cursor.execute("COMMIT")
             return "COMMIT"
@@ -207,22 +206,13 @@ class LedgerStore:
             elif rows:
                 cursor.executemany(self._insert_entry, rows)
             for statement, params in pending.deferred:
-                sql, _order = self._deferred_sql(statement, params[0])
+                sql, _order = driver_sql(self.engine.dialect, statement, tuple(params[0]))
                 if len(params) == 1:
                     cursor.execute(sql, params[0])
                 else:
                     cursor.executemany(sql, params)
             cursor.execute("COMMIT")
         return cursor.statusmessage
-
-    def _deferred_sql(self, statement, example: dict) -> tuple[str, tuple]:
-        """The driver SQL of an ``insert()`` for rows shaped like ``example``, and its parameter order."""
-        key = (statement, tuple(example))
-        found = self._deferred_cache.get(key)
-        if found is None:
-            compiled = statement.compile(dialect=self.engine.dialect, column_keys=list(example))
-            found = self._deferred_cache[key] = (compiled.string, tuple(compiled.positiontup or ()))
-        return found
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
