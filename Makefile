@@ -18,9 +18,12 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	touch $(STAMP)
 
+# The C type walk of the canonical encoder (ledger/_speedups.c); compiles only
+# when the source changed. Needs gcc and the Python headers.
 install: $(STAMP)
+	$(PY) -m ledger._build
 
-setup: $(STAMP)
+setup: install
 	mkdir -p instance
 	$(VENV)/bin/alembic -c migrations/alembic.ini upgrade head
 	$(VENV)/bin/flask --app app ledger init-key

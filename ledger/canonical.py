@@ -18,6 +18,11 @@ Where the fast path steps aside, and why:
 - any type other than exact dict/list/str/int/float/bool/None (subclasses,
   tuples, enums: the reference decides).
 
+The walk runs in C (``ledger/_speedups.c``, built by ``make setup``): in
+Python it was a sixth of a batched append. ``_fast_path_admits_py`` is the
+same walk in Python, the specification the property tests hold the C walk
+to, and the fallback when the extension is not built.
+
 :func:`loads_strict` is the matching parser for JSON text from outside: it
 rejects duplicate object keys, NaN/Infinity, lone surrogates and integers
 outside the interoperable range, so that what is hashed is what was sent.
@@ -54,7 +59,7 @@ def canonical_bytes(value) -> bytes:
     verdict = _fast_path_admits(value)
     if verdict:
         try:
-            return orjson.dumps(_whole_floats_as_ints(value) if verdict is _NORMALISE else value,
+            return orjson.dumps(_whole_floats_as_ints(value) if verdict == _NORMALISE else value,
                                 option=_ORJSON_OPTIONS)
         except (TypeError, orjson.JSONEncodeError):
             pass  # e.g. lone surrogates: let the reference give its message
@@ -88,7 +93,7 @@ def storable_canonical_bytes(value) -> bytes:
     verdict = _fast_path_admits(value)
     if verdict:
         try:
-            return orjson.dumps(_whole_floats_as_ints(value) if verdict is _NORMALISE else value,
+            return orjson.dumps(_whole_floats_as_ints(value) if verdict == _NORMALISE else value,
                                 option=_ORJSON_OPTIONS)
         except (TypeError, orjson.JSONEncodeError):
             pass  # the reference gives the message
@@ -119,7 +124,7 @@ def canonical_string(value: str) -> bytes:
 _NORMALISE = 2  # admitted once whole-number floats are written as integers
 
 
-def _fast_path_admits(value, depth: int = 0) -> int:
+def _fast_path_admits_py(value, depth: int = 0) -> int:
     """Truthy if orjson is known to produce the reference bytes for *value*.
 
     Returns ``_NORMALISE`` when the value holds whole-number floats below
@@ -158,10 +163,10 @@ def _fast_path_admits(value, depth: int = 0) -> int:
                         _ORJSON_DIFFERS_FROM <= abs(child) < _ORJSON_DIFFERS_TO):
                     return False
                 continue
-            found = _fast_path_admits(child, depth + 1)
+            found = _fast_path_admits_py(child, depth + 1)
             if not found:
                 return False
-            if found is _NORMALISE:
+            if found == _NORMALISE:
                 verdict = _NORMALISE
         return verdict
     if kind is list:
@@ -178,13 +183,20 @@ def _fast_path_admits(value, depth: int = 0) -> int:
                         _ORJSON_DIFFERS_FROM <= abs(child) < _ORJSON_DIFFERS_TO):
                     return False
                 continue
-            found = _fast_path_admits(child, depth + 1)
+            found = _fast_path_admits_py(child, depth + 1)
             if not found:
                 return False
-            if found is _NORMALISE:
+            if found == _NORMALISE:
                 verdict = _NORMALISE
         return verdict
     return False
+
+
+try:  # the same walk in C; see the module docstring
+    from ._speedups import admits as _fast_path_admits
+except ImportError:  # not built (no compiler): same verdicts, slower
+    _fast_path_admits = _fast_path_admits_py
+NATIVE_WALK = _fast_path_admits is not _fast_path_admits_py
 
 
 def _whole_floats_as_ints(value):

@@ -20,10 +20,12 @@ import rfc8785
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from ledger import canonical
 from ledger.canonical import (
     MAX_SAFE_INTEGER,
     _NORMALISE,
     _fast_path_admits,
+    _fast_path_admits_py,
     canonical_bytes,
     canonical_string,
     storable_canonical_bytes,
@@ -145,30 +147,87 @@ def test_integers_and_whole_floats_serialise_without_fraction():
     assert canonical_bytes([True, False, None, "", [], {}]) == b'[true,false,null,"",[],{}]'
 
 
-def test_fast_path_steps_aside_where_documented():
+WALKS = pytest.mark.parametrize("admits", [_fast_path_admits, _fast_path_admits_py], ids=["in-use", "python"])
+
+
+@WALKS
+def test_fast_path_steps_aside_where_documented(admits):
     """Pin the boundaries the module docstring states (both sides of each)."""
-    assert _fast_path_admits({"k": [1, 0.5, "s", None, True]})
-    assert _fast_path_admits(1.0001e-4) and _fast_path_admits(-0.5) and _fast_path_admits(0.99e-4)
+    assert admits({"k": [1, 0.5, "s", None, True]})
+    assert admits(1.0001e-4) and admits(-0.5) and admits(0.99e-4)
     # orjson and JCS disagree on exactly one decade: [1e-6, 1e-5)
-    assert _fast_path_admits(1e-5) and _fast_path_admits(-6e-5) and _fast_path_admits(9.99e-7)
-    assert not _fast_path_admits(1e-6) and not _fast_path_admits(-9.999999999999999e-06)
+    assert admits(1e-5) and admits(-6e-5) and admits(9.99e-7)
+    assert not admits(1e-6) and not admits(-9.999999999999999e-06)
     assert canonical_bytes([1e-5, 9.99e-7, 6e-5]) == rfc8785.dumps([1e-5, 9.99e-7, 6e-5])
     # whole floats below 2**53 are admitted once rewritten as integers
-    assert _fast_path_admits(3.0) == _fast_path_admits({"a": [-0.0]}) == _NORMALISE
-    assert _fast_path_admits([1, 2.5]) is True
+    assert admits(3.0) == admits({"a": [-0.0]}) == _NORMALISE
+    assert admits([1, 2.5]) == 1
     assert canonical_bytes({"a": [3.0, -0.0, 2.5, float(MAX_SAFE_INTEGER)]}) == rfc8785.dumps(
         {"a": [3.0, -0.0, 2.5, float(MAX_SAFE_INTEGER)]})
-    assert not _fast_path_admits(float(MAX_SAFE_INTEGER + 1)) and not _fast_path_admits(1e20)
-    assert not _fast_path_admits(float("nan"))
-    assert _fast_path_admits({"\uffff": 1, "\ue000": 2})
-    assert not _fast_path_admits({"\U00010000": 1})
-    assert not _fast_path_admits(MAX_SAFE_INTEGER + 1)
-    assert not _fast_path_admits((1, 2)) and not _fast_path_admits({1: 2})
+    assert not admits(float(MAX_SAFE_INTEGER + 1)) and not admits(1e20)
+    assert not admits(float("nan"))
+    assert admits({"\uffff": 1, "\ue000": 2})
+    assert not admits({"\U00010000": 1})
+    assert not admits(MAX_SAFE_INTEGER + 1)
+    assert not admits((1, 2)) and not admits({1: 2})
     deep = "leaf"
     for _ in range(70):
         deep = [deep]
-    assert not _fast_path_admits(deep)
+    assert not admits(deep)
     assert canonical_bytes(deep) == rfc8785.dumps(deep)
+
+
+def test_the_c_walk_is_built_and_in_use():
+    """make setup builds ledger/_speedups.c; without it appends are ~15 % slower."""
+    assert canonical.NATIVE_WALK, "ledger._speedups is not built: run `make setup` (needs gcc and Python headers)"
+    assert _fast_path_admits is not _fast_path_admits_py
+
+
+class _Str(str):
+    pass
+
+
+class _Int(int):
+    pass
+
+
+class _Float(float):
+    pass
+
+
+class _Dict(dict):
+    pass
+
+
+class _List(list):
+    pass
+
+
+def _nested(depth: int, leaf, container=list):
+    value = leaf
+    for _ in range(depth):
+        value = [value] if container is list else {"k": value}
+    return value
+
+
+ODD_VALUES = [
+    (1, 2), {"a": (1,)}, _Str("s"), {"a": _Str("s")}, {_Str("k"): 1}, _Int(3), [_Int(3)],
+    _Float(0.5), [_Float(2.0)], _Dict(a=1), {"a": _Dict()}, _List([1]), [_List()],
+    b"bytes", [bytearray(b"x")], {1, 2}, frozenset(), {1: "a"}, {None: 1}, {(1, 2): 3},
+    object(), [object()], float("nan"), [float("inf")], {"a": float("-inf")}, -0.0, [0.0],
+    1e-6, [9.999999999999999e-06], {"a": 1e-5}, float(MAX_SAFE_INTEGER), float(MAX_SAFE_INTEGER + 1),
+    [-float(MAX_SAFE_INTEGER)], 1e300, [1e21], MAX_SAFE_INTEGER, -MAX_SAFE_INTEGER,
+    MAX_SAFE_INTEGER + 1, [-(MAX_SAFE_INTEGER + 1)], 2**64, [-(2**70)], True, [False, None],
+    {"\ud800": 1}, {"\U00010000": 1}, {"a\U0010ffff": 1}, {"\uffff": [1.0, 2.5]}, {"": {}},
+    "\U0001f600", ["\ud800"],
+    _nested(63, 1), _nested(64, 1), _nested(65, 1), _nested(63, []), _nested(64, []),
+    _nested(63, {}, dict), _nested(64, {}, dict), _nested(64, 1.0, dict), _nested(63, 2.0),
+]
+
+
+@pytest.mark.parametrize("value", ODD_VALUES, ids=lambda v: type(v).__name__)
+def test_c_walk_gives_the_python_walks_verdict_on_odd_values(value):
+    assert _fast_path_admits(value) == _fast_path_admits_py(value)
 
 
 # ---------------------------------------------------------------------------
@@ -454,6 +513,14 @@ def test_canonical_bytes_equals_reference(value):
 @given(maybe_invalid)
 def test_canonical_bytes_raises_exactly_when_reference_does(value):
     _assert_matches_reference(value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(json_values, maybe_invalid, st.lists(maybe_invalid), st.dictionaries(keys, maybe_invalid)))
+def test_c_walk_gives_the_python_walks_verdict(value):
+    verdict = _fast_path_admits(value)
+    assert verdict == _fast_path_admits_py(value)
+    assert verdict in (0, 1, 2)
 
 
 @settings(max_examples=300, deadline=None)
