@@ -27,17 +27,27 @@ LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
-_sha256 = hashlib.sha256
+# Hash states that have already absorbed the prefix byte: copying one and
+# feeding the data spares concatenating the prefix onto a fresh copy of the
+# data (0.1 us per 600-byte leaf). Never updated themselves, so any thread may
+# copy them.
+new_leaf_hasher = hashlib.sha256(LEAF_PREFIX).copy
+new_node_hasher = hashlib.sha256(NODE_PREFIX).copy
 
 
 def leaf_hash(data: bytes) -> bytes:
     """Return SHA-256(0x00 || data), the RFC 6962 hash of one leaf."""
-    return _sha256(LEAF_PREFIX + data).digest()
+    hasher = new_leaf_hasher()
+    hasher.update(data)
+    return hasher.digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
     """Return SHA-256(0x01 || left || right), the RFC 6962 interior node hash."""
-    return _sha256(NODE_PREFIX + left + right).digest()
+    hasher = new_node_hasher()
+    hasher.update(left)
+    hasher.update(right)
+    return hasher.digest()
 
 
 def largest_power_of_two_below(n: int) -> int:

@@ -18,7 +18,6 @@ After commit a checkpoint is signed when ``checkpoint_every`` entries or
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -37,7 +36,8 @@ from .errors import (
 )
 from .group_commit import GroupCommitter
 from .keys import TrustedKeysFile, ensure_signing_key
-from .merkle import EMPTY_ROOT, Frontier, consistency_plan, fold_range, inclusion_plan, perfect_nodes_of_range
+from .merkle import (EMPTY_ROOT, Frontier, consistency_plan, fold_range, inclusion_plan, new_leaf_hasher,
+                     perfect_nodes_of_range)
 from .proofs import verify_consistency
 from .signer import CheckpointMirror, SignedState, SignerStateFile
 from .signing import ALGORITHM, SigningKey
@@ -45,9 +45,7 @@ from .store import (Head, IndexCorruptError, LedgerStore, PendingWrites, PublicK
                     StoredEntry)
 
 log = logging.getLogger(__name__)
-_LEAF_PREFIX = b"\x00"
 MAX_SEQ = 2**53 - 1  # what the API accepts; larger numbers cannot name an entry
-_sha256 = hashlib.sha256
 
 
 @dataclass(frozen=True)
@@ -163,12 +161,14 @@ class LedgerWriter:
         now = utc_timestamp()
         ts = now if now > self.last_ts else self.last_ts  # never earlier than the head
         ts_bytes = ts.encode()
-        sha256 = _sha256
+        new_hasher = new_leaf_hasher
         rows = []
         results = []
         for item in prepared:
             data = encode_entry(item, seq, prev, ts_bytes)
-            leaf = sha256(_LEAF_PREFIX + data).digest()
+            hasher = new_hasher()
+            hasher.update(data)
+            leaf = hasher.digest()
             completed = frontier.append(leaf)
             rows.append((seq, data, leaf, b"".join(completed) if completed else None))
             results.append(AppendedEntry(seq, ts, item.kind, item.actor, item.subject, leaf, data))

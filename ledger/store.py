@@ -245,9 +245,17 @@ class LedgerStore:
 
     def stream_for_verify(self, conn: Connection, start: int = 0, batch: int = 20000
                           ) -> Iterator[tuple]:
-        """Yield ``(seq, canonical, leaf_hash, nodes)`` from ``start``.
+        """Yield ``(seq, canonical, leaf_hash, nodes)`` from ``start``, in seq order."""
+        for rows in self.pages_for_verify(conn, start, batch):
+            yield from rows
+
+    def pages_for_verify(self, conn: Connection, start: int = 0, batch: int = 20000
+                         ) -> Iterator[list[tuple]]:
+        """Yield lists of ``(seq, canonical, leaf_hash, nodes)`` rows from ``start``.
 
         In seq order, paged by primary key so memory stays flat on any size.
+        A page at a time, so that a caller's per-row loop (verification, over
+        every entry) runs over a list, not through a generator per row.
         """
         sql = (f"SELECT seq, canonical, leaf_hash, nodes FROM {ENTRY_TABLE} "
                f"WHERE seq >= {self._p} ORDER BY seq LIMIT {batch}")
@@ -261,7 +269,7 @@ class LedgerStore:
                 rows = cursor.fetchall()
                 if not rows:
                     return
-                yield from rows
+                yield rows
                 position = rows[-1][0] + 1
                 if len(rows) < batch:
                     return

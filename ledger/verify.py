@@ -22,9 +22,9 @@ The result is a :class:`VerificationReport` listing every fault with its
 from __future__ import annotations
 
 import binascii
-import hashlib
 import json
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Callable
 
@@ -35,7 +35,7 @@ from .errors import (
     SignerStateError,
 )
 from .keys import TrustedKey
-from .merkle import EMPTY_ROOT, Frontier, inclusion_plan, leaf_hash
+from .merkle import EMPTY_ROOT, Frontier, inclusion_plan, leaf_hash, new_leaf_hasher, new_node_hasher
 from .proofs import verify_consistency, verify_inclusion
 from .signer import _atomic_write
 from .signing import verify_signature
@@ -281,7 +281,6 @@ class LedgerVerifier:
         after_gap = False
         tree_broken = False
         last_ts_bytes = last_ts.encode()
-        sha256 = hashlib.sha256
         hexlify = binascii.hexlify
         ts_pattern = TS_PATTERN
         progress = self.progress
@@ -291,10 +290,13 @@ class LedgerVerifier:
         size = frontier.size
         index_faults_possible = True
         checked = 0
-        for seq, canonical, stored_leaf, nodes in self.store.stream_for_verify(conn, start):
+        rows = chain.from_iterable(self.store.pages_for_verify(conn, start))  # no generator step per row
+        for seq, canonical, stored_leaf, nodes in rows:
             if seq >= stop:
                 break
-            leaf = sha256(b"\x00" + canonical).digest()
+            hasher = new_leaf_hasher()
+            hasher.update(canonical)
+            leaf = hasher.digest()
             at = canonical.rfind(b',"prev":"')
             ts = canonical[-29:-2]
             if (seq == expected and not after_gap and leaf == stored_leaf and at > 0
@@ -318,7 +320,10 @@ class LedgerVerifier:
             completed = b""
             bits = size
             while bits & 1:
-                node = sha256(b"\x01" + hashes.pop() + node).digest()
+                hasher = new_node_hasher()
+                hasher.update(hashes.pop())
+                hasher.update(node)
+                node = hasher.digest()
                 completed += node
                 bits >>= 1
             hashes.append(node)
