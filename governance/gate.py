@@ -95,15 +95,21 @@ def decision_response(decision_id: str, seq: int, payload: dict) -> dict:
             "override_id": payload["override_id"], "results": payload["results"]}
 
 
-@projects("deployment.decision.recorded")
-def _decision_recorded(conn, entry):
+_DECISION_INSERT = sa.insert(tables.decision)
+
+
+@projects("deployment.decision.recorded", inserts_late=True)
+def _decision_recorded(conn, entry, insert):
     p = entry.payload
     decision_id = decision_id_of(entry.seq)
-    conn.execute(tables.decision.insert(), dict(
+    # Late (with the entries, before COMMIT): the client learns the decision's
+    # id only once it is committed, so nothing in this transaction reads it.
+    insert(_DECISION_INSERT, dict(
         decision_id=decision_id, model_name=p["model"], version=p["version"],
         environment=p["environment"], decision=p["decision"], policy_digest=p["policy_digest"],
         input_digest=p["input_digest"], state_seq=p["state_seq"], override_id=p["override_id"],
-        decided_at=entry.ts, expires_at=p["expires_at"], actor=entry.actor, seq=entry.seq))
+        decided_at=entry.ts, expires_at=p["expires_at"], actor=entry.actor, seq=entry.seq,
+        deployment_id=None))
     failed = [r["rule"] for r in p["results"] if r["applicable"] and not r["passed"]]
     reasons = f" ({', '.join(failed)})" if failed else ""
     return AuditFacts(f"{p['decision']} {p['model']}@{p['version']} to {p['environment']}{reasons}",

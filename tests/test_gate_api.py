@@ -17,9 +17,11 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 
 from factories import World
 from governance import gate as gate_service
+from governance import tables
 from governance.errors import ConflictError
 from governance.policy_files import compile_policy_set, read_policy_dir
 from ledger.canonical import canonical_bytes
@@ -226,6 +228,35 @@ def test_a_deployment_is_recorded_from_an_allow(gate):
                               headers=gate.world.auditor()).get_json()
     assert fetched["deployment_id"] == deployment["deployment_id"]
     gate.assert_all_replay()
+
+
+def test_a_decision_row_is_written_late_with_its_entry_and_undone_with_it(gate):
+    """The decision row goes in with the entries just before COMMIT (one round
+    trip less on PostgreSQL): not visible inside the transaction, there after
+    it, and gone with a transaction that fails."""
+    gate.minimal()
+    payload = recorded(gate, gate.check("churn", "1", "staging"))["payload"]
+    rows = tables.decision
+
+    def count(conn, seq):
+        return conn.execute(sa.select(sa.func.count()).select_from(rows).where(
+            rows.c.decision_id == f"dc-{seq}")).scalar()
+
+    with gate.ledger.transaction() as writer:
+        entry = writer.append("deployment.decision.recorded", "dan", "model:churn@1", payload)
+        assert count(writer.connection, entry.seq) == 0
+    with gate.ledger.store.engine.connect() as conn:
+        assert count(conn, entry.seq) == 1
+    fetched = gate.client.get(f"/api/v1/decisions/dc-{entry.seq}", headers=gate.world.auditor())
+    assert fetched.status_code == 200 and fetched.get_json()["seq"] == entry.seq
+
+    with pytest.raises(RuntimeError):
+        with gate.ledger.transaction() as writer:
+            failed = writer.append("deployment.decision.recorded", "dan", "model:churn@1", payload)
+            raise RuntimeError("the caller fails after appending")
+    with gate.ledger.store.engine.connect() as conn:
+        assert count(conn, failed.seq) == 0
+    assert gate.ledger.size() == failed.seq
 
 
 def test_deny_reused_and_unknown_decisions_are_refused(gate):
