@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import jwt
+import orjson
 import sqlalchemy as sa
 from flask import current_app, request
 
@@ -199,7 +200,7 @@ def _usable_principal(row) -> Principal:
         raise AuthenticationError("this API token was revoked")
     if row.expires_at and row.expires_at <= utc_timestamp():
         raise AuthenticationError("this API token has expired")
-    return Principal(row.principal, frozenset(json.loads(row.roles)), "token", row.token_id)
+    return Principal(row.principal, frozenset(orjson.loads(row.roles)), "token", row.token_id)
 
 
 class OidcValidator:

@@ -13,10 +13,10 @@ travel in one pipeline (one round trip).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
 import sqlalchemy as sa
 
 from ledger.db import select_all
@@ -110,7 +110,7 @@ def build_context(conn, model: str, version: str, environment: str, now: datetim
     latest_evidence_at = max((r.submitted_at for r in current), default="")
     evidence = []
     for r in current:
-        fields = json.loads(r.fields)
+        fields = orjson.loads(r.fields)
         expires_at = fields.get("expires_at") if isinstance(fields.get("expires_at"), str) else None
         evidence.append({
             "id": r.evidence_id, "kind": r.kind, "digest": r.digest, "submitted_by": r.submitted_by,
@@ -129,11 +129,11 @@ def build_context(conn, model: str, version: str, environment: str, now: datetim
             "decided_at": r.decided_at, "age_days": _age_days(now, r.decided_at),
             "after_latest_evidence": r.decided_at > latest_evidence_at,
             "by_author": r.actor == v.created_by, "by_evidence_submitter": r.actor in submitters,
-            "evidence_digests": [x["digest"] for x in json.loads(r.evidence)],
+            "evidence_digests": [x["digest"] for x in orjson.loads(r.evidence)],
         })
     datasets = []
     for r in state.datasets:
-        pii = json.loads(r.pii_columns)
+        pii = orjson.loads(r.pii_columns)
         datasets.append({
             "name": r.dataset_name, "version": r.version, "content_sha256": r.content_sha256,
             "has_digest": len(r.content_sha256) == 64, "source_system": r.source_system,
@@ -150,14 +150,14 @@ def build_context(conn, model: str, version: str, environment: str, now: datetim
         "environment": environment,
         "model": {"name": m.name, "owner": m.owner, "risk_tier": m.risk_tier,
                   "uses_personal_data": m.uses_personal_data,
-                  "protected_attributes": json.loads(m.protected_attributes),
-                  "tags": json.loads(m.tags), "intended_use": m.intended_use},
+                  "protected_attributes": orjson.loads(m.protected_attributes),
+                  "tags": orjson.loads(m.tags), "intended_use": m.intended_use},
         "version": {"version": v.version, "artifact_sha256": v.artifact_sha256,
                     "artifact_uri": v.artifact_uri, "framework": v.framework,
                     "created_by": v.created_by, "created_at": v.created_at,
-                    "metrics": json.loads(v.metrics),
+                    "metrics": orjson.loads(v.metrics),
                     "training_datasets": [f"{t['name']}@{t['version']}"
-                                          for t in json.loads(v.training_datasets)]},
+                                          for t in orjson.loads(v.training_datasets)]},
         "evidence": evidence,
         "evidence_kinds": sorted({x["kind"] for x in evidence}),
         "latest_evidence_at": latest_evidence_at,
