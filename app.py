@@ -25,7 +25,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 import governance
 import ledger
 from ledger.errors import LedgerError
-from ledger.http import error_body, handle_domain_error
+from ledger.http import FastJSONProvider, error_body, handle_domain_error
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
@@ -103,6 +103,7 @@ def _describe(errors) -> str:
 def create_app(config: dict | None = None) -> Flask:
     """Build the application; ``config`` overrides values from the environment."""
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    app.json = FastJSONProvider(app)
     app.config.update(config_from_env())
     app.config.update({
         "API_TITLE": "ML governance ledger",
