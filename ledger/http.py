@@ -36,6 +36,9 @@ from .errors import (
 AUTHORIZER_KEY = "authorizer"
 
 
+_COMPACT = {"separators": (",", ":")}
+
+
 class FastJSONProvider(DefaultJSONProvider):
     """Flask's JSON provider with orjson doing the encoding of plain values.
 
@@ -45,7 +48,7 @@ class FastJSONProvider(DefaultJSONProvider):
     would write differently is left to Flask: dates, datetimes, dataclasses
     and subclasses of built-in types go through Flask's ``default`` (HTTP
     dates, ``str`` of a Decimal or UUID); non-string keys, integers beyond 64
-    bits and any call with options (``indent`` in debug mode) go to Flask's
+    bits and any call with other options (``indent`` in debug mode) go to Flask's
     encoder. Visible differences: non-ASCII text is written as UTF-8, not as
     ``\\u`` escapes (the same JSON value), and a NaN or infinity would be
     ``null`` instead of Flask's invalid ``NaN`` (the ledger stores neither).
@@ -55,7 +58,9 @@ class FastJSONProvider(DefaultJSONProvider):
                 | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS)
 
     def dumps(self, obj, **kwargs) -> str:
-        if not kwargs:
+        # Flask's response() and its session serializer ask for compact
+        # separators, which is what orjson writes anyway.
+        if not kwargs or kwargs == _COMPACT:
             try:
                 return orjson.dumps(obj, default=self.default, option=self._OPTIONS).decode()
             except (TypeError, orjson.JSONEncodeError):

@@ -79,3 +79,14 @@ def test_the_app_answers_with_it(app, client):
     response = client.get("/healthz")
     assert response.status_code == 200 and response.is_json
     assert response.data.endswith(b"\n")
+    with app.app_context():
+        body = app.json.response({"b": "é", "a": 1}).get_data()
+    # orjson's bytes (UTF-8, compact, sorted), not the standard library's "\\u00e9"
+    assert body == '{"a":1,"b":"é"}\n'.encode()
+
+
+def test_compact_separators_are_orjsons_output(providers):
+    fast, flask = providers
+    value = {"b": [1, 2.5, None], "a": "x"}
+    assert fast.dumps(value, separators=(",", ":")) == '{"a":"x","b":[1,2.5,null]}'
+    assert json.loads(flask.dumps(value, separators=(",", ":"))) == json.loads(fast.dumps(value))
