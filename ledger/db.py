@@ -14,6 +14,7 @@ an optional schema isolates one ledger (or one test) inside a database.
 from __future__ import annotations
 
 from collections import namedtuple
+from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event
 from sqlalchemy import exc as sa_exc
@@ -91,12 +92,39 @@ def select_all(conn, statements: dict, params: dict) -> dict[str, list]:
     if name not in ("sqlite", "postgresql") or (name == "postgresql" and conn.dialect.driver != "psycopg"):
         return {key: conn.execute(statement, params).all() for key, statement in statements.items()}
     raw = conn.connection.driver_connection
-    try:
+    with _as_sqlalchemy_errors(conn, raw, params):
         return _driver_select_all(conn, raw, statements, params)
+
+
+def driver_rows(conn, sql: str, params: tuple) -> list[tuple]:
+    """Run one SQL text (in the driver's paramstyle) on the connection's driver; return plain tuples.
+
+    Inside the connection's transaction, like :func:`select_all`, for
+    statements built at run time (an ``IN`` list of any length) on a hot
+    path: a proof's or a frontier's stored nodes. ~15 µs on SQLite against
+    ~50 µs through ``exec_driver_sql``. Errors are SQLAlchemy's, as there.
+    """
+    raw = conn.connection.driver_connection
+    with _as_sqlalchemy_errors(conn, raw, params):
+        cursor = raw.cursor()
+        try:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
+
+@contextmanager
+def _as_sqlalchemy_errors(conn, raw, params):
+    """Re-raise driver errors as SQLAlchemy would have raised them.
+
+    Its exception classes (the app answers OperationalError with 503, a raw
+    driver error would be a 500), and a dropped connection invalidated so that
+    the pool does not hand it out again.
+    """
+    try:
+        yield
     except conn.dialect.loaded_dbapi.Error as e:
-        # What SQLAlchemy would have raised: its exception classes (the app
-        # answers OperationalError with 503), and a dropped connection
-        # invalidated so that the pool does not hand it out again.
         disconnect = conn.dialect.is_disconnect(e, raw, None)
         if disconnect:
             conn.invalidate(e)

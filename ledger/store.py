@@ -23,7 +23,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from .db import WRITE_OPTION, driver_sql, is_sqlite
+from .db import WRITE_OPTION, driver_rows, driver_sql, is_sqlite
 from .entry import hashed_timestamp
 from .errors import LedgerError, LedgerUnavailableError
 from .merkle import HASH_SIZE, Node
@@ -289,10 +289,9 @@ class LedgerStore:
             return []
         seqs = sorted({node.last_leaf for node in nodes})
         placeholders = ", ".join([self._p] * len(seqs))
-        rows = conn.exec_driver_sql(
-            f"SELECT seq, leaf_hash, nodes FROM {ENTRY_TABLE} WHERE seq IN ({placeholders})",
-            tuple(seqs),
-        ).all()
+        rows = driver_rows(
+            conn, f"SELECT seq, leaf_hash, nodes FROM {ENTRY_TABLE} WHERE seq IN ({placeholders})",
+            tuple(seqs))
         by_seq = {row[0]: row for row in rows}
         hashes = []
         for node in nodes:

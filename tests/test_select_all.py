@@ -14,7 +14,7 @@ from conftest import ON_POSTGRES
 from governance import tables
 from governance.errors import NotFoundError
 from governance.policy_context import _STATE_QUERIES, load_state
-from ledger.db import select_all
+from ledger.db import driver_rows, select_all
 from policy_fixtures.gate_scenarios import Gate
 from policy_fixtures.web_scenarios import break_glass
 
@@ -119,3 +119,32 @@ def test_a_connection_the_server_dropped_is_invalidated_and_the_next_read_works(
     with engine.connect() as conn:
         assert conn.connection.driver_connection.info.backend_pid != pid
         assert select_all(conn, statement, {}) == {"tokens": []}
+
+
+def test_driver_rows_gives_the_rows_sqlalchemy_gives_inside_the_transaction(world, app):
+    """driver_rows (a proof's or a frontier's nodes) joins the open write transaction
+    and returns what exec_driver_sql returns, as plain tuples."""
+    Gate(world).compliant()
+    ledger = app.extensions["ledger"]
+    p = "?" if app.extensions["db_engine"].dialect.name == "sqlite" else "%s"
+    nodes = f"SELECT seq, leaf_hash, nodes FROM ledger_entry WHERE seq IN ({p}, {p}, {p}) ORDER BY seq"
+    token = f"SELECT token_id, principal FROM gov_token WHERE token_id = {p}"
+    with ledger.transaction() as writer:
+        writer.append("identity.token.created", "operator:test", "token:0123456789abcdef", {
+            "token_id": "0123456789abcdef", "principal": "zed", "roles": ["auditor"],
+            "description": "", "expires_at": None})
+        assert driver_rows(writer.connection, token, ("0123456789abcdef",)) == [("0123456789abcdef", "zed")]
+        got = driver_rows(writer.connection, nodes, (0, 3, 7))
+        expected = writer.connection.exec_driver_sql(nodes, (0, 3, 7)).all()
+    assert [row[0] for row in got] == [0, 3, 7]
+    assert [tuple(row) for row in got] == [tuple(row) for row in expected]
+    assert bytes(got[0][1]) == ledger.entry(0).leaf_hash and got[1][2] and got[2][2]
+
+
+def test_driver_rows_raises_as_sqlalchemy_would(make_app):
+    app = make_app(migrate=False)
+    with app.extensions["db_engine"].connect() as conn:
+        with pytest.raises(sa.exc.DBAPIError) as raised:
+            driver_rows(conn, "SELECT seq FROM ledger_entry", ())
+    expected = sa.exc.ProgrammingError if conn.dialect.name == "postgresql" else sa.exc.OperationalError
+    assert type(raised.value) is expected
