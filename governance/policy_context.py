@@ -29,7 +29,14 @@ HISTORY = 20
 
 
 def _age_days(now: datetime, ts: str) -> float:
-    return round((now - parse_timestamp(ts)).total_seconds() / 86400, 6)
+    """Age in days, to 1e-5 days (0.864 s).
+
+    Five decimals, not six: no age can then fall in [1e-6, 1e-5), the one
+    decade where the canonical encoder's fast path (orjson) steps aside for
+    the pure-Python reference, which made a check on sub-second-old evidence
+    ~4x slower.
+    """
+    return round((now - parse_timestamp(ts)).total_seconds() / 86400, 5)
 
 
 @dataclass(frozen=True)

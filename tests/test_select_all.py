@@ -148,3 +148,21 @@ def test_driver_rows_raises_as_sqlalchemy_would(make_app):
             driver_rows(conn, "SELECT seq FROM ledger_entry", ())
     expected = sa.exc.ProgrammingError if conn.dialect.name == "postgresql" else sa.exc.OperationalError
     assert type(raised.value) is expected
+
+
+def test_ages_never_fall_where_the_canonical_fast_path_steps_aside():
+    """age_days has five decimals: no value in [1e-6, 1e-5), where orjson and JCS
+    write floats differently and a check's context would go to the slow
+    reference encoder (sub-second-old evidence made checks ~4x slower)."""
+    from datetime import datetime, timedelta, timezone
+
+    from governance.policy_context import _age_days
+    from ledger.canonical import _fast_path_admits
+    from ledger.entry import utc_timestamp
+
+    then = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
+    ages = [_age_days(then + timedelta(microseconds=us), utc_timestamp(then))
+            for us in range(0, 3_000_000, 997)]
+    assert not [a for a in ages if 1e-6 <= abs(a) < 1e-5]
+    assert _fast_path_admits({"ages": ages})
+    assert 0.0 in ages and 1e-5 in ages and max(ages) >= 3e-5  # the range was covered
