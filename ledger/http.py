@@ -140,6 +140,17 @@ class Blueprint(flask_smorest.Blueprint):
 
     ARGUMENTS_PARSER = StrictParser()
 
+    def arguments(self, schema, *args, **kwargs):
+        """As flask-smorest's; a schema class is instantiated once, here.
+
+        Given a class, webargs builds a new instance on every request (18 µs
+        for a check's, 48 µs for a version registration's); an instance is
+        reused, and loading with it keeps no state between requests.
+        """
+        if isinstance(schema, type):
+            schema = schema()
+        return super().arguments(schema, *args, **kwargs)
+
 
 def require_roles(*roles: str):
     """Decorate a view so it needs a principal holding any of ``roles``.
