@@ -283,10 +283,7 @@ class Ledger:
             if cached is not None and cached.size == size and (
                     size == 0 or self._cached_leaf == head.leaf_hash):
                 return cached.copy()
-        nodes = Frontier.nodes_for_size(size)
-        if head is not None and head.frontier_rows is not None:  # read with the head (PostgreSQL)
-            return Frontier(size, self.store.nodes_from_rows(nodes, head.frontier_rows))
-        return Frontier(size, self.store.fetch_nodes(conn, nodes))
+        return Frontier(size, self.store.fetch_nodes(conn, Frontier.nodes_for_size(size)))
 
     # -- integrity gate ---------------------------------------------------------
 

@@ -53,18 +53,11 @@ class StoredEntry:
 
 @dataclass(frozen=True, slots=True)
 class Head:
-    """The last entry: what the next append chains to.
-
-    ``frontier_rows``: on PostgreSQL, the ``(seq, leaf_hash, nodes)`` rows
-    holding the frontier of the tree this head ends, read in the same round
-    trip as the head (None: read them with :meth:`LedgerStore.fetch_nodes`
-    if needed).
-    """
+    """The last entry: what the next append chains to."""
 
     seq: int
     leaf_hash: bytes
     ts: str
-    frontier_rows: list | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,17 +118,6 @@ class LedgerStore:
             else "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '.ledger', 0))"
         )
         self._head_sql = f"SELECT seq, leaf_hash, canonical FROM {ENTRY_TABLE} ORDER BY seq DESC LIMIT 1"
-        # PostgreSQL: the rows of the frontier's perfect nodes, found from the
-        # size n alone (the subtree of each set bit b of n ends at entry
-        # ((n >> b) << b) - 1), so they travel with the head in one round
-        # trip. A process whose cached frontier is stale (another process
-        # appended since) would otherwise spend a round trip of its own on
-        # them, with the append lock held.
-        self._frontier_sql = None if self.sqlite else (
-            f"SELECT seq, leaf_hash, nodes FROM {ENTRY_TABLE} WHERE seq IN ("
-            f"SELECT ((h.n >> b) << b) - 1 FROM (SELECT COALESCE(MAX(seq), -1) + 1 AS n "
-            f"FROM {ENTRY_TABLE}) AS h, generate_series(0, 62) AS b WHERE ((h.n >> b) & 1) = 1)"
-        )
         database = engine.url.database if self.sqlite else None
         self._writer_gate = _WriterGate(f"{database}.append-lock" if database and database != ":memory:"
                                         else None)
@@ -190,7 +172,7 @@ class LedgerStore:
                                                  f"{type(e).__name__}: {first_line}") from e
                 pending = PendingWrites()
                 with self._writer.transaction(conn, lambda cursor: self._insert_and_commit(cursor, pending)):
-                    yield conn, _head(*row), pending
+                    yield conn, _head(row), pending
         except OperationalError as e:
             if _locked(e.orig):
                 raise LedgerUnavailableError(_LOCKED_MESSAGE) from e
@@ -200,17 +182,12 @@ class LedgerStore:
         if self.sqlite:
             cursor.execute("BEGIN IMMEDIATE")
             cursor.execute(self._head_sql)
-            return cursor.fetchone(), None
-        frontier = cursor.connection.cursor()
-        try:
+        else:
             with cursor.connection.pipeline():
                 cursor.execute("BEGIN")
                 cursor.execute(self._lock_sql)
                 cursor.execute(self._head_sql)  # the cursor keeps the last result
-                frontier.execute(self._frontier_sql)  # after the lock: no append can interleave
-            return cursor.fetchone(), frontier.fetchall()
-        finally:
-            frontier.close()
+        return cursor.fetchone()
 
     def _insert_and_commit(self, cursor, pending: "PendingWrites") -> str:
         """Insert the pending rows and commit; return the server's answer to COMMIT."""
@@ -315,15 +292,6 @@ class LedgerStore:
         rows = driver_rows(
             conn, f"SELECT seq, leaf_hash, nodes FROM {ENTRY_TABLE} WHERE seq IN ({placeholders})",
             tuple(seqs))
-        return self.nodes_from_rows(nodes, rows)
-
-    @staticmethod
-    def nodes_from_rows(nodes: list[Node], rows) -> list[bytes]:
-        """The hashes of ``nodes`` from ``(seq, leaf_hash, nodes)`` rows (see :meth:`fetch_nodes`).
-
-        Raises:
-            IndexCorruptError: a row is missing or its node column too short.
-        """
         by_seq = {row[0]: row for row in rows}
         hashes = []
         for node in nodes:
@@ -482,10 +450,10 @@ def _locked(error: BaseException) -> bool:
 _LOCKED_MESSAGE = "the database stayed locked by other writers beyond the busy timeout; retry"
 
 
-def _head(row, frontier_rows=None) -> Head | None:
+def _head(row) -> Head | None:
     if row is None:
         return None
-    return Head(row[0], bytes(row[1]), hashed_timestamp(bytes(row[2])) or "", frontier_rows)
+    return Head(row[0], bytes(row[1]), hashed_timestamp(bytes(row[2])) or "")
 
 
 class _WriterConnection:

@@ -156,29 +156,3 @@ def test_a_forked_child_writes_on_its_own_connection(app, ledger):
     assert _note(ledger, 6).seq == 6  # the parent's connection still works
     assert _entry_count(app) == 7
     _verify_ok(ledger)
-
-
-def test_the_head_brings_the_frontier_rows_in_its_round_trip_on_postgresql(ledger):
-    """PostgreSQL: the rows of the frontier's nodes come with the head (one round
-    trip less for a process whose cached frontier is stale); they give exactly
-    what fetch_nodes reads. SQLite reads them only when needed."""
-    from ledger.merkle import Frontier
-
-    store = ledger.store
-    sizes = [0, 1, 2, 3, 5, 8, 13, 64, 100]
-    for size in sizes:
-        if size > ledger.size():
-            ledger.append_many([{"kind": "test.note", "actor": "tester", "subject": f"thing:{i}",
-                                 "payload": {"i": i}} for i in range(ledger.size(), size)])
-        with store.append_transaction() as (conn, head, _pending):
-            assert (head.seq + 1 if head else 0) == size
-            if store.sqlite:
-                assert head is None or head.frontier_rows is None
-                continue
-            if head is None:
-                continue
-            nodes = Frontier.nodes_for_size(size)
-            assert len(head.frontier_rows) == len({n.last_leaf for n in nodes}) == bin(size).count("1")
-            from_head = store.nodes_from_rows(nodes, head.frontier_rows)
-            assert from_head == store.fetch_nodes(conn, nodes)
-            assert Frontier(size, from_head).root() == ledger.root(size)[1]
