@@ -56,6 +56,12 @@ def canonical_bytes(value) -> bytes:
             an integer beyond ±(2**53-1), a lone surrogate, a non-string key,
             an unsupported type).
     """
+    fast = _fast_bytes(value)
+    return fast if fast is not None else reference_canonical_bytes(value)
+
+
+def _fast_bytes(value) -> bytes | None:
+    """orjson's bytes where the walk proves them the reference's, else None."""
     verdict = _fast_path_admits(value)
     if verdict:
         try:
@@ -63,7 +69,7 @@ def canonical_bytes(value) -> bytes:
                                 option=_ORJSON_OPTIONS)
         except (TypeError, orjson.JSONEncodeError):
             pass  # e.g. lone surrogates: let the reference give its message
-    return reference_canonical_bytes(value)
+    return None
 
 
 def reference_canonical_bytes(value) -> bytes:
@@ -90,13 +96,9 @@ def storable_canonical_bytes(value) -> bytes:
     Raises:
         CanonicalizationError: as :func:`canonical_bytes`, or for such a float.
     """
-    verdict = _fast_path_admits(value)
-    if verdict:
-        try:
-            return orjson.dumps(_whole_floats_as_ints(value) if verdict == _NORMALISE else value,
-                                option=_ORJSON_OPTIONS)
-        except (TypeError, orjson.JSONEncodeError):
-            pass  # the reference gives the message
+    fast = _fast_bytes(value)
+    if fast is not None:
+        return fast
     stack = [value]
     while stack:
         item = stack.pop()

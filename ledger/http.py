@@ -34,8 +34,7 @@ from .errors import (
 )
 
 AUTHORIZER_KEY = "authorizer"
-
-
+_DIGITS = re.compile(r"^-?[0-9]{1,40}\Z")
 _COMPACT = {"separators": (",", ":")}
 
 
@@ -66,7 +65,7 @@ class FastJSONProvider(DefaultJSONProvider):
             except (TypeError, orjson.JSONEncodeError):
                 pass  # Flask's encoder converts or explains
         return super().dumps(obj, **kwargs)
-_DIGITS = re.compile(r"^-?[0-9]{1,40}\Z")
+
 
 # Domain error -> HTTP status. Anything not listed is a 500 with no details.
 ERROR_STATUS: dict[type, int] = {
