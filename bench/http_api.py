@@ -692,7 +692,7 @@ def _fmt(x, digits=1) -> str:
 def print_config_table(backend_label: str, c: dict) -> None:
     say(f"\n  {backend_label}, gunicorn {c['config']}{' (make run default)' if c['default'] else ''}")
     say(f"  {'phase':<20}{'ok/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'err':>6}{'client':>8}"
-        f"{'server':>8}{'db':>7}{'other':>7}{'machine':>9}")
+        f"{'server':>8}{'(sys)':>7}{'db':>7}{'other':>7}{'machine':>9}")
     for key, label in PHASES:
         if key not in c:
             continue
@@ -701,7 +701,7 @@ def print_config_table(backend_label: str, c: dict) -> None:
         mark = "*" if cpu["other_share"] > 0.10 else " "
         say(f"  {label:<20}{_fmt(r['per_s'], 0):>9}{_fmt(r['p50_ms'], 2):>9}{_fmt(r['p99_ms'], 2):>9}"
             f"{r['errors']:>6}{cpu['client_share']:>8.0%}{cpu.get('server_share', 0):>8.0%}"
-            f"{cpu.get('db_share', 0):>7.0%}{cpu['other_share']:>7.0%}{mark}{cpu['machine_busy']:>8.0%}")
+            f"{cpu.get('server_sys_share', 0):>7.0%}{cpu.get('db_share', 0):>7.0%}{cpu['other_share']:>7.0%}{mark}{cpu['machine_busy']:>8.0%}")
         for sample in r["error_samples"][:2]:
             say(f"      error: {sample[:200]}")
 

@@ -175,14 +175,19 @@ def call(port: int, method: str, path: str, body=None, token: str | None = None,
 
 # -- CPU accounting ---------------------------------------------------------------------
 
-def proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of one process, 0 if it is gone."""
+def proc_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of one process, zeros if it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
     except (OSError, IndexError, ValueError):
-        return 0.0
+        return 0.0, 0.0
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of one process, 0 if it is gone."""
+    return sum(proc_times(pid))
 
 
 def children_of(pid: int) -> list[int]:
@@ -215,7 +220,7 @@ class CpuMeter:
         self.client0 = time.process_time()
         self.busy0 = machine_busy()
         self.pids = {name: set(fn()) for name, fn in self.groups.items()}
-        self.cpu0 = {name: {pid: proc_cpu(pid) for pid in pids} for name, pids in self.pids.items()}
+        self.cpu0 = {name: {pid: proc_times(pid) for pid in pids} for name, pids in self.pids.items()}
         return self
 
     def __exit__(self, *exc):
@@ -225,10 +230,16 @@ class CpuMeter:
         db, dt = busy1[0] - self.busy0[0], busy1[1] - self.busy0[1]
         ncpu = os.cpu_count() or 1
         self.machine = (db / dt) if dt else 0.0  # fraction of all cores
-        self.by_group = {}
+        self.by_group, self.sys_by_group = {}, {}
         for name, fn in self.groups.items():
             pids = self.pids[name] | set(fn())
-            self.by_group[name] = sum(proc_cpu(pid) - self.cpu0[name].get(pid, 0.0) for pid in pids)
+            user = system = 0.0
+            for pid in pids:
+                u1, s1 = proc_times(pid)
+                u0, s0 = self.cpu0[name].get(pid, (0.0, 0.0))
+                user, system = user + u1 - u0, system + s1 - s0
+            self.by_group[name] = user + system
+            self.sys_by_group[name] = system
         self.cores = ncpu
         return False
 
@@ -240,6 +251,8 @@ class CpuMeter:
         for name, seconds in self.by_group.items():
             out[f"{name}_cpu_s"] = seconds
             out[f"{name}_share"] = seconds / capacity if capacity else 0.0
+            # the part of it spent in the kernel (sockets, fsync, scheduling)
+            out[f"{name}_sys_share"] = self.sys_by_group[name] / capacity if capacity else 0.0
         counted = self.client + sum(self.by_group.values())
         out["other_share"] = max(0.0, self.machine - counted / capacity) if capacity else 0.0
         return out
