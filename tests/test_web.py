@@ -165,6 +165,23 @@ def test_the_session_cookie_holds_the_token_id_never_the_secret(app, world, audi
     assert cookie.path == "/ui"
 
 
+@pytest.mark.parametrize("path, opened", [
+    ("/ui", True), ("/ui/audit", True), ("/ui/login", True),
+    ("/api/v1/models", False), ("/uix/audit", False), ("/healthz", False), ("/", False)])
+def test_a_session_is_opened_only_under_the_cookies_path(app, auditor, path, opened):
+    """Outside /ui (where no browser sends the cookie) the session is the null one,
+    even when a client sends a valid cookie there, and nothing is written back."""
+    cookie = auditor.get_cookie("mlg_session", path="/ui")
+    with app.test_request_context(path, headers={"Cookie": f"mlg_session={cookie.value}"}):
+        from flask import request
+        session = app.session_interface.open_session(app, request)
+        assert app.session_interface.is_null_session(session) is not opened
+        assert (session.get("principal") == "audrey") is opened
+    response = app.test_client().get("/api/v1/models", headers={"Cookie": f"mlg_session={cookie.value}"})
+    assert response.status_code == 401  # the cookie is no credential for the API
+    assert "Set-Cookie" not in response.headers
+
+
 def test_the_cookie_is_secure_when_configured(make_app, world):
     secure = make_app(SESSION_COOKIE_SECURE=True)
     World = type(world)

@@ -14,9 +14,26 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint
+from flask.sessions import SecureCookieSessionInterface
 
 blp = Blueprint("web", __name__, url_prefix="/ui", template_folder="templates",
                 static_folder="static", static_url_path="/static")
+
+
+class UiSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, opened only under the cookie's path (``/ui``).
+
+    No browser sends the cookie anywhere else, yet Flask opened a session on
+    every request, building a signing serializer each time (~9 µs of every
+    API call). Elsewhere the session is Flask's null session: it reads as
+    empty and refuses writes, and nothing is ever sent back.
+    """
+
+    def open_session(self, app, request):
+        prefix = self.get_cookie_path(app).rstrip("/")
+        if request.path != prefix and not request.path.startswith(prefix + "/"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
 
 
 def init_app(app) -> None:
@@ -33,4 +50,5 @@ def init_app(app) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
     )
+    app.session_interface = UiSessionInterface()
     app.register_blueprint(blp)
