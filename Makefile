@@ -1,7 +1,15 @@
 # Two commands: `make run` and `make test`. Both create .venv if missing,
 # install the pinned requirements, apply migrations and create the signing key.
 VENV    ?= .venv
-PYTHON  ?= python3
+# The interpreter .venv is made from: the distribution's CPython 3.11 when it
+# can make a venv and build extensions (Debian builds it with profile-guided
+# and link-time optimisation; a default pyenv build has neither and runs this
+# service's Python ~1.6x slower, docs/performance-http.md), else python3.
+# Choose another with `make ... PYTHON=...` on a fresh .venv.
+DISTRO_PY := /usr/bin/python3.11
+PYTHON  ?= $(shell $(DISTRO_PY) -c 'import ensurepip, os, sysconfig; \
+	assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' \
+	2>/dev/null && echo $(DISTRO_PY) || echo python3)
 PY      := $(VENV)/bin/python
 PORT    ?= 8000
 # gunicorn processes and threads per process: THREADS=1 (sync workers) is the
