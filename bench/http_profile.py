@@ -324,6 +324,12 @@ def lock_report(directory: Path) -> None:
         f"(summed over {len(runs)} workers); hold p50 {holds[len(holds) // 2]:.2f} ms, "
         f"p99 {holds[min(len(holds) - 1, int(len(holds) * 0.99))]:.2f} ms, mean {hold / count * 1000:.2f} ms; "
         f"mean wait for it {wait / count * 1000:.2f} ms")
+    reads = sum(r.get("node_reads", 0) for r in runs)
+    if reads:
+        read_s = sum(r["node_read_s"] for r in runs)
+        say(f"  stored-node reads (a frontier another process made stale): {reads} in {count} "
+            f"transactions ({reads / count:.0%}), mean {read_s / reads * 1000:.3f} ms, "
+            f"{read_s / hold:.0%} of the lock's hold time")
 
 
 def _short(name: str) -> str:

@@ -20,7 +20,8 @@ application itself and are gone from here.)
   holding the append lock, waits up to that long to get it back while
   another thread parses a request).
 - ``lock-stats``: no change of behaviour; measures how long append
-  transactions wait for and hold the append lock (see ``_lock_stats``).
+  transactions wait for and hold the append lock, and how often and how
+  long they read stored tree nodes (see ``_lock_stats``).
 """
 
 from __future__ import annotations
@@ -68,8 +69,21 @@ def _lock_stats(app) -> None:
     store = app.extensions["ledger"].store
     original = store.append_transaction  # what every append (and group commit) opens
     out = Path(os.environ["BENCH_LOCK_STATS"])
-    stats = {"count": 0, "hold_s": 0.0, "wait_s": 0.0, "first": None, "last": None, "holds_ms": []}
+    stats = {"count": 0, "hold_s": 0.0, "wait_s": 0.0, "first": None, "last": None, "holds_ms": [],
+             "node_reads": 0, "node_read_s": 0.0}
     lock = threading.Lock()
+    fetch_nodes = store.fetch_nodes  # under the lock: the frontier, when another process appended
+
+    def timed_fetch_nodes(conn, nodes):
+        t0 = time.monotonic()
+        try:
+            return fetch_nodes(conn, nodes)
+        finally:
+            with lock:
+                stats["node_reads"] += 1
+                stats["node_read_s"] += time.monotonic() - t0
+
+    store.fetch_nodes = timed_fetch_nodes
 
     @contextmanager
     def append_transaction():

@@ -6,7 +6,8 @@ Append path (one transaction, any number of entries):
    (:func:`ledger.entry.prepare_entry`), the expensive part;
 2. the store takes the append lock (``BEGIN IMMEDIATE`` / advisory lock) and
    reads the head; the Merkle frontier comes from a per-process cache when the
-   head matches it, else from ``O(log n)`` stored nodes;
+   head matches it (or extends it by the head's leaf when another process
+   appended one entry since), else from ``O(log n)`` stored nodes;
 3. each entry gets ``seq``, ``prev`` and a timestamp never earlier than the
    head's, its canonical bytes, its leaf hash and the perfect nodes it
    completes; rows go in with one ``executemany``;
@@ -279,10 +280,16 @@ class Ledger:
     def _frontier_for(self, conn: Connection, head: Head | None) -> Frontier:
         size = head.seq + 1 if head else 0
         with self._cache_lock:
-            cached = self._cached_frontier
-            if cached is not None and cached.size == size and (
-                    size == 0 or self._cached_leaf == head.leaf_hash):
+            cached, cached_leaf = self._cached_frontier, self._cached_leaf
+        if cached is not None:
+            if cached.size == size and (size == 0 or cached_leaf == head.leaf_hash):
                 return cached.copy()
+            # One entry behind, and the entry before the head is the one the
+            # cache ends with: the head's leaf completes it.
+            if cached.size == size - 1 and (cached.size == 0 or cached_leaf == head.prev_leaf_hash):
+                frontier = cached.copy()
+                frontier.append(head.leaf_hash)
+                return frontier
         return Frontier(size, self.store.fetch_nodes(conn, Frontier.nodes_for_size(size)))
 
     # -- integrity gate ---------------------------------------------------------

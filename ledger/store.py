@@ -58,6 +58,7 @@ class Head:
     seq: int
     leaf_hash: bytes
     ts: str
+    prev_leaf_hash: bytes | None = None  # of entry seq - 1: a frontier one entry behind can be extended
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +118,12 @@ class LedgerStore:
             # of one database never wait on each other.
             else "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '.ledger', 0))"
         )
-        self._head_sql = f"SELECT seq, leaf_hash, canonical FROM {ENTRY_TABLE} ORDER BY seq DESC LIMIT 1"
+        # The head, and the leaf before it (a primary-key lookup): a process
+        # whose cached frontier is one entry behind (another process appended
+        # once, the usual case with two workers) extends it with the head's
+        # leaf instead of reading O(log n) stored nodes under the lock.
+        self._head_sql = (f"SELECT h.seq, h.leaf_hash, h.canonical, p.leaf_hash FROM {ENTRY_TABLE} h "
+                          f"LEFT JOIN {ENTRY_TABLE} p ON p.seq = h.seq - 1 ORDER BY h.seq DESC LIMIT 1")
         database = engine.url.database if self.sqlite else None
         self._writer_gate = _WriterGate(f"{database}.append-lock" if database and database != ":memory:"
                                         else None)
@@ -453,7 +459,8 @@ _LOCKED_MESSAGE = "the database stayed locked by other writers beyond the busy t
 def _head(row) -> Head | None:
     if row is None:
         return None
-    return Head(row[0], bytes(row[1]), hashed_timestamp(bytes(row[2])) or "")
+    return Head(row[0], bytes(row[1]), hashed_timestamp(bytes(row[2])) or "",
+                None if row[3] is None else bytes(row[3]))
 
 
 class _WriterConnection:
