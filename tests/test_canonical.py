@@ -12,7 +12,7 @@ import json
 import math
 import re
 import struct
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -37,6 +37,9 @@ from ledger.entry import (
     MAX_ACTOR,
     MAX_KIND,
     MAX_SUBJECT,
+    TS_FORMAT,
+    TS_LENGTH,
+    TS_PATTERN,
     EnvelopeFields,
     encode_entry,
     parse_timestamp,
@@ -683,3 +686,25 @@ def test_timestamps_are_fixed_width_utc():
     moment = datetime(2021, 3, 4, 5, 6, 7, 89, tzinfo=timezone.utc)
     assert utc_timestamp(moment) == "2021-03-04T05:06:07.000089Z"
     assert len(utc_timestamp()) == 27
+    assert utc_timestamp(datetime(1, 1, 1, tzinfo=timezone.utc)) == "0001-01-01T00:00:00.000000Z"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(timezones=st.sampled_from([
+    timezone.utc, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-11)),
+    timezone(timedelta(0))])))
+def test_timestamps_are_strftimes_text_in_utc(moment):
+    """For any offset (converted to UTC first): what strftime(TS_FORMAT) writes,
+    except that years before 1000 keep four digits (glibc's %Y writes "999"),
+    and the text always reads back to the same moment."""
+    try:
+        in_utc = moment.astimezone(timezone.utc)
+    except OverflowError:  # an offset pushes year 1 or 9999 out of range
+        with pytest.raises(OverflowError):
+            utc_timestamp(moment)
+        return
+    ts = utc_timestamp(moment)
+    assert TS_PATTERN.match(ts.encode()) and len(ts) == TS_LENGTH
+    if in_utc.year >= 1000:
+        assert ts == in_utc.strftime(TS_FORMAT)
+    assert parse_timestamp(ts) == moment
