@@ -16,7 +16,9 @@ from __future__ import annotations
 from collections import namedtuple
 from contextlib import contextmanager
 
+import orjson
 from sqlalchemy import create_engine, event
+from sqlalchemy.sql import sqltypes
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine, make_url
 
@@ -85,8 +87,8 @@ def select_all(conn, statements: dict, params: dict) -> dict[str, list]:
     statements are compiled once per dialect and run on the connection's
     driver, inside the connection's transaction if one is open:
 
-    - PostgreSQL (psycopg): they travel to the server together in one
-      pipeline, one round trip instead of one per query; outside a
+    - PostgreSQL (psycopg): they go to the server as one statement
+      (:class:`_PgCombined`), one round trip and one snapshot; outside a
       transaction they run in autocommit (no ``BEGIN``/``ROLLBACK`` round
       trips: at READ COMMITTED each statement has its own snapshot anyway);
     - SQLite: one after another on the sqlite3 connection, which costs a
@@ -169,17 +171,55 @@ def _driver_select_all(conn, raw, statements: dict, params: dict) -> dict[str, l
 def _pg_select_all(dialect, raw, statements: dict, params: dict) -> dict[str, list]:
     from psycopg.rows import namedtuple_row  # imported only where PostgreSQL is used
 
-    if len(statements) == 1:  # one query: a pipeline would only add its own overhead
+    if len(statements) == 1:
         (key, statement), = statements.items()
         cursor = raw.cursor(row_factory=namedtuple_row)
         return {key: cursor.execute(_compiled(dialect, statement).sql, params).fetchall()}
-    cursors = {}
-    with raw.pipeline():
+    combined = _pg_combined(dialect, statements)
+    arrays = raw.execute(combined.sql, params).fetchone()
+    return {key: [make_row([row[name] for name in names]) for row in map(orjson.loads, texts)]
+            for (key, names, make_row), texts in zip(combined.parts, arrays)}
+
+
+class _PgCombined:
+    """Several SELECTs as one statement: each one's rows as an array of ``row_to_json`` texts.
+
+    One statement, not a pipeline of several: psycopg's pipeline costs ~28 µs
+    of the client's CPU per statement (0.20 ms for a check's seven reads; this
+    costs 0.03 ms, the rows decoded by orjson), and one statement reads one
+    snapshot. ``ARRAY(subquery)`` keeps the subquery's order. Rows come back
+    with SQLAlchemy's values and types for the column types JSON carries
+    exactly (integers, booleans, text, NULL), which is all :func:`select_all`
+    is given on PostgreSQL; a statement with any other type, or with two
+    columns of one name, is refused when first compiled.
+    """
+
+    __slots__ = ("sql", "parts")
+
+    def __init__(self, dialect, statements: dict):
+        columns, self.parts = [], []
         for key, statement in statements.items():
-            cursor = raw.cursor(row_factory=namedtuple_row)
-            cursor.execute(_compiled(dialect, statement).sql, params)
-            cursors[key] = cursor
-    return {key: cursor.fetchall() for key, cursor in cursors.items()}
+            names = tuple(c.name for c in statement.selected_columns)
+            kinds = {c.type._type_affinity for c in statement.selected_columns}
+            if len(set(names)) != len(names) or not kinds <= _JSON_EXACT:
+                raise ValueError(f"select_all({key!r}): columns {names} do not all come back "
+                                 "exactly through JSON")
+            compiled = _compiled(dialect, statement)
+            columns.append(f'ARRAY(SELECT row_to_json(s)::text FROM ({compiled.sql}) AS s) AS "{key}"')
+            self.parts.append((key, names, compiled.make_row))
+        self.sql = "SELECT " + ", ".join(columns)
+
+
+_JSON_EXACT = {sqltypes.Integer, sqltypes.Boolean, sqltypes.String}  # BigInteger, Text: their affinities
+_PG_COMBINED: dict = {}
+
+
+def _pg_combined(dialect, statements: dict) -> _PgCombined:
+    key = tuple(statements.items())  # names and statements, which hash by identity
+    found = _PG_COMBINED.get(key)
+    if found is None:
+        found = _PG_COMBINED[key] = _PgCombined(dialect, statements)
+    return found
 
 
 _PG_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE, without importing psycopg where it is not used

@@ -166,3 +166,53 @@ def test_ages_never_fall_where_the_canonical_fast_path_steps_aside():
     assert not [a for a in ages if 1e-6 <= abs(a) < 1e-5]
     assert _fast_path_admits({"ages": ages})
     assert 0.0 in ages and 1e-5 in ages and max(ages) >= 3e-5  # the range was covered
+
+
+AWKWARD_TEXT = ['quote " and \\ backslash', "new\nline\ttab\r", "é 中文 🧪 \u2028\u2029", '{"json": [1, "x"]}',
+                "", "null", "'; DROP TABLE gov_model; --", "\x01\x1f control"]
+
+
+def test_awkward_text_and_large_integers_come_back_exactly(app):
+    """On PostgreSQL the rows travel as JSON text (one statement for all the
+    reads): every string and integer must come back as SQLAlchemy gives it."""
+    engine = app.extensions["db_engine"]
+    rows = [dict(name=f"m{i}", description=text, owner=text[::-1], intended_use=text * 3,
+                 risk_tier="high", uses_personal_data=bool(i % 2), protected_attributes="[]",
+                 tags=text, created_at="2026-11-26T00:00:00.000000Z", created_by="tester",
+                 seq=2 ** 62 + i)
+            for i, text in enumerate(AWKWARD_TEXT)]
+    with engine.begin() as conn:  # projection rows written directly: this tests reading them back
+        conn.execute(sa.insert(tables.model), rows)
+    m = tables.model
+    statements = {"all": sa.select(m).where(m.c.created_by == sa.bindparam("by")).order_by(m.c.seq),
+                  "newest": sa.select(m.c.seq, m.c.description).where(
+                      m.c.created_by == sa.bindparam("by")).order_by(m.c.seq.desc()),
+                  "none": sa.select(m.c.name).where(m.c.name == sa.bindparam("by"))}
+    expected = _through_sqlalchemy(engine, statements, {"by": "tester"})
+    with engine.connect() as conn:
+        got = select_all(conn, statements, {"by": "tester"})
+    assert [tuple(r) for r in got["all"]] == expected["all"][1] == [tuple(r.values()) for r in rows]
+    assert [type(v) for v in got["all"][0]] == [str] * 5 + [bool] + [str] * 4 + [int]
+    assert [tuple(r) for r in got["newest"]] == expected["newest"][1]
+    assert [tuple(r) for r in got["newest"]][0] == (2 ** 62 + 7, AWKWARD_TEXT[7])
+    assert got["none"] == []
+
+
+@pytest.mark.parametrize("column", [
+    sa.Column("at", sa.DateTime()), sa.Column("doc", sa.JSON()), sa.Column("blob", sa.LargeBinary()),
+    sa.Column("amount", sa.Numeric()), sa.Column("ratio", sa.Float())])
+def test_postgresql_refuses_to_combine_columns_json_would_change(column):
+    """Dates, JSON, bytes, decimals and floats would not come back as SQLAlchemy
+    gives them through row_to_json: such a statement is refused, not read wrong."""
+    from sqlalchemy.dialects.postgresql import psycopg as pg
+
+    from ledger.db import _PgCombined
+
+    table = sa.Table("t", sa.MetaData(), sa.Column("id", sa.BigInteger), column)
+    fine = {"a": sa.select(table.c.id), "b": sa.select(table.c.id)}
+    assert "ARRAY(SELECT row_to_json(s)::text" in _PgCombined(pg.dialect(), fine).sql
+    with pytest.raises(ValueError, match="do not all come back exactly through JSON"):
+        _PgCombined(pg.dialect(), {"a": sa.select(table.c.id), "b": sa.select(table)})
+    twice = sa.select(table.c.id, table.c.id.label("id2"), sa.literal_column("1").label("id2"))
+    with pytest.raises(ValueError, match="do not all come back"):
+        _PgCombined(pg.dialect(), {"a": sa.select(table.c.id), "b": twice})
