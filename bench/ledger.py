@@ -918,8 +918,9 @@ def table_rows(r: dict) -> list[tuple[str, ...]]:
         ps, pf = pj["single"], pj["fill"]
         ratio_row(f"  + projection: single ({ps['n']:,})", ps["ours_per_s"], ps["raw_per_s"],
                   TARGETS["single"], "projected_single")
-        ratio_row(f"  + projection: batched ({pf['entries']:,})", pf["ours_per_s"], pf["raw_per_s"],
-                  TARGETS["batch"], "projected_fill")
+        if pf["entries"]:  # --projected-batches 0 skips it
+            ratio_row(f"  + projection: batched ({pf['entries']:,})", pf["ours_per_s"], pf["raw_per_s"],
+                      TARGETS["batch"], "projected_fill")
     for kind in ("inclusion", "consistency"):
         ours, raw = p[kind], p[f"raw_{kind}"]
         rows.append((f"{kind} proof p50 / p99",

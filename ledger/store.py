@@ -129,6 +129,10 @@ class LedgerStore:
                                         else None)
         self._writer = _WriterConnection(engine)
         self._dbapi_error = engine.dialect.loaded_dbapi.Error
+        # PostgreSQL: deferred inserts compiled with positional parameters, to
+        # share one statement with the entry's (see _one_insert)
+        self._positional_dialect = None if self.sqlite else type(engine.dialect)(paramstyle="format")
+        self._one_insert_sql: dict = {}
 
     # -- transactions ---------------------------------------------------------
 
@@ -206,6 +210,16 @@ class LedgerStore:
                 cursor.executemany(sql, [tuple(p[key] for key in order) for p in params])
             cursor.execute("COMMIT")
             return "COMMIT"
+        deferred = pending.deferred
+        if len(rows) == 1 and deferred and all(len(params) == 1 for _, params in deferred):
+            # The usual append (one entry, a row or two of projections): one
+            # INSERT statement with the others as data-modifying CTEs, then
+            # COMMIT, instead of a statement each in the pipeline.
+            sql, args = self._one_insert(rows[0], deferred)
+            with cursor.connection.pipeline():
+                cursor.execute(sql, args)
+                cursor.execute("COMMIT")
+            return cursor.statusmessage
         with cursor.connection.pipeline():
             if len(rows) == 1:
                 cursor.execute(self._insert_entry, rows[0])
@@ -219,6 +233,32 @@ class LedgerStore:
                     cursor.executemany(sql, params)
             cursor.execute("COMMIT")
         return cursor.statusmessage
+
+    def _one_insert(self, entry_row: tuple, deferred: list) -> tuple[str, list]:
+        """One statement inserting the entry and one row per deferred insert (PostgreSQL).
+
+        ``WITH d0 AS (INSERT ...), d1 AS (INSERT ...) INSERT INTO ledger_entry ...``:
+        each data-modifying CTE runs exactly once, all within the statement.
+        Parameters are positional, in the order the text names them.
+        """
+        parts = tuple((statement, tuple(params[0])) for statement, params in deferred)
+        found = self._one_insert_sql.get(parts)
+        if found is None:
+            ctes = []
+            orders = []
+            for i, (statement, columns) in enumerate(parts):
+                compiled = statement.compile(dialect=self._positional_dialect, column_keys=list(columns))
+                ctes.append(f"d{i} AS ({compiled.string})")
+                orders.append(tuple(compiled.positiontup))
+            found = self._one_insert_sql[parts] = (
+                f"WITH {', '.join(ctes)} {self._insert_entry}", tuple(orders))
+        sql, orders = found
+        args = []
+        for (_statement, params), order in zip(deferred, orders):
+            row = params[0]
+            args.extend(row[key] for key in order)
+        args.extend(entry_row)
+        return sql, args
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
