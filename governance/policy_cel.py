@@ -69,6 +69,13 @@ class Program:
             raise CelEvaluationError(_error_text(result))
         return result
 
+    def execute_plain(self, activation):
+        """Like :meth:`execute`, with lists and maps converted all the way down to Python values."""
+        value = self._expression.eval(activation)
+        if value.type() == _ERROR:
+            raise CelEvaluationError(_error_text(value.value()))
+        return value.plain_value()
+
 
 def compile_expression(source: str) -> Program:
     """Compile ``source``, or raise :class:`CelCompileError`."""

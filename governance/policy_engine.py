@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .policy_cel import CelEvaluationError, activation
+from .policy_cel import CelCompileError, CelEvaluationError, activation, compile_expression
 from .policy_files import PolicySet, Rule
 
 ENVIRONMENT_RULE = "policy-set.environment"
@@ -74,13 +74,82 @@ def evaluate(policy_set: PolicySet, context: dict) -> Evaluation:
             f"environment {environment!r} is not declared by the policy set (declared: {declared})",
             "deploy to a declared environment, or declare it under spec.environments of a policy"),))
     env = activation(context, policy_set.params_for(environment))
-    results = [_evaluate_rule(rule, environment, env) for rule in policy_set.rules]
+    results = _all_pass(policy_set, environment, env)
+    if results is None:  # something failed, errored or is not a boolean: rule by rule, with reasons
+        results = [_evaluate_rule(rule, environment, env) for rule in policy_set.rules]
     if not any(r.applicable for r in results):
         results.append(RuleResult(COVERAGE_RULE, "policy-set", "deny", True, False,
                                   f"no rule applies to this version in {environment}: an unchecked "
                                   "deployment is denied", "add a rule that applies to it"))
     denied = any(r.applicable and not r.passed and r.severity == "deny" for r in results)
     return Evaluation("deny" if denied else "allow", tuple(results))
+
+
+def _combined_source(rules) -> str | None:
+    """Every rule's match conditions and validations as one CEL expression.
+
+    Per rule: ``m1 ? (m2 ? [v1, v2] : dyn(1)) : dyn(0)``, the list of the
+    validations' values if every condition holds, else the index of the first
+    that does not. Each expression is put on lines of its own, so that a
+    ``//`` comment in it ends where it did.
+    """
+    parts = []
+    for rule in rules:
+        expression = "[" + ", ".join(f"(\n{check.expression}\n)" for check in rule.validations) + "]"
+        for index in reversed(range(len(rule.match))):
+            condition = rule.match[index][1]
+            expression = f"((\n{condition}\n) ? {expression} : dyn({index}))"
+        parts.append(expression)
+    return "[" + ", ".join(parts) + "]" if parts else None
+
+
+def _combined_program(policy_set: PolicySet, environment: str):
+    try:
+        return policy_set.combined[environment]
+    except KeyError:
+        pass
+    rules = [r for r in policy_set.rules if not (r.environments and environment not in r.environments)]
+    source = _combined_source(rules)
+    try:
+        program = compile_expression(source) if source else None
+    except CelCompileError:  # e.g. a type the checker cannot unify: the rule-by-rule path serves
+        program = None
+    policy_set.combined[environment] = program
+    return program
+
+
+def _all_pass(policy_set: PolicySet, environment: str, env) -> list[RuleResult] | None:
+    """The results when no rule fails, from one evaluation of the combined program.
+
+    None whenever anything is not plainly true (a failed check, an error, a
+    value that is not a boolean): the rule-by-rule path then says exactly what
+    and why. Otherwise the results are those of :func:`_evaluate_rule`, whose
+    expressions, in the same order, are the program's.
+    """
+    program = _combined_program(policy_set, environment)
+    if program is None:
+        return None
+    try:
+        outcomes = program.execute_plain(env)
+    except Exception:  # noqa: BLE001 - rule by rule reports it, failing closed
+        return None
+    outcomes = iter(outcomes)
+    results = []
+    for rule in policy_set.rules:
+        if rule.environments and environment not in rule.environments:
+            results.append(RuleResult(rule.id, rule.policy, rule.severity, False, True,
+                                      f"not applicable in {environment}"))
+            continue
+        outcome = next(outcomes, None)
+        if type(outcome) is int and 0 <= outcome < len(rule.match):
+            results.append(RuleResult(rule.id, rule.policy, rule.severity, False, True,
+                                      f"not applicable: {rule.match[outcome][0]}"))
+        elif type(outcome) is list and len(outcome) == len(rule.validations) and all(
+                value is True for value in outcome):
+            results.append(RuleResult(rule.id, rule.policy, rule.severity, True, True, rule.description))
+        else:
+            return None
+    return results
 
 
 def _evaluate_rule(rule: Rule, environment: str, env) -> RuleResult:

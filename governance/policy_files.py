@@ -245,6 +245,9 @@ class PolicySet:
     rules: tuple[Rule, ...]
     params: dict
     environments: dict  # name -> param overrides
+    # environment -> the rules' conditions as one CEL program, or None if it did
+    # not compile (filled by policy_engine on first use; not part of the set)
+    combined: dict = field(default_factory=dict, compare=False, repr=False)
 
     def params_for(self, environment: str) -> dict:
         """The parameters in force for ``environment``."""
