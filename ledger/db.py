@@ -7,8 +7,9 @@ read the same head; the writer connection of ``store.py``, marked with
 ``BEGIN``; the driver's
 own transaction handling is switched off, as the SQLAlchemy documentation
 recommends for pysqlite. ``synchronous=FULL`` makes every acknowledged commit
-survive power loss; the file is read through a memory map (``mmap_size``). PostgreSQL keeps its defaults (``synchronous_commit=on``);
-an optional schema isolates one ledger (or one test) inside a database.
+survive power loss; the file is read through a memory map (``mmap_size``).
+PostgreSQL keeps its defaults (``synchronous_commit=on``); an optional schema
+isolates one ledger (or one test) inside a database.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from contextlib import contextmanager
 
 import orjson
 from sqlalchemy import create_engine, event
-from sqlalchemy.sql import sqltypes
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.sql import sqltypes
 
 WRITE_OPTION = "ledger_write"
 SQLITE_BUSY_TIMEOUT_S = 60

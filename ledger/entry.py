@@ -35,8 +35,9 @@ TS_PATTERN = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 def utc_timestamp(moment: datetime | None = None) -> str:
     """Return an RFC 3339 UTC timestamp with microseconds (fixed width).
 
-    The same text as ``strftime(TS_FORMAT)`` (tests hold them equal), in a
-    third of its time: a check writes five of these.
+    The text ``strftime(TS_FORMAT)`` writes (tests hold them equal), in a
+    third of its time (a check writes five of these), except that years
+    before 1000 keep four digits, which glibc's ``%Y`` did not.
     """
     if moment is None:
         moment = datetime.now(timezone.utc)
