@@ -701,7 +701,8 @@ def print_config_table(backend_label: str, c: dict) -> None:
         mark = "*" if cpu["other_share"] > 0.10 else " "
         say(f"  {label:<20}{_fmt(r['per_s'], 0):>9}{_fmt(r['p50_ms'], 2):>9}{_fmt(r['p99_ms'], 2):>9}"
             f"{r['errors']:>6}{cpu['client_share']:>8.0%}{cpu.get('server_share', 0):>8.0%}"
-            f"{cpu.get('server_sys_share', 0):>7.0%}{cpu.get('db_share', 0):>7.0%}{cpu['other_share']:>7.0%}{mark}{cpu['machine_busy']:>8.0%}")
+            f"{cpu.get('server_sys_share', 0):>7.0%}{cpu.get('db_share', 0):>7.0%}"
+            f"{cpu['other_share']:>7.0%}{mark}{cpu['machine_busy']:>8.0%}")
         for sample in r["error_samples"][:2]:
             say(f"      error: {sample[:200]}")
 

@@ -185,11 +185,6 @@ def proc_times(pid: int) -> tuple[float, float]:
         return 0.0, 0.0
 
 
-def proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of one process, 0 if it is gone."""
-    return sum(proc_times(pid))
-
-
 def children_of(pid: int) -> list[int]:
     """Direct children of a process (gunicorn's workers)."""
     try:

@@ -108,7 +108,7 @@ def _combined_program(policy_set: PolicySet, environment: str):
         return policy_set.combined[environment]
     except KeyError:
         pass
-    rules = [r for r in policy_set.rules if not (r.environments and environment not in r.environments)]
+    rules = [rule for rule in policy_set.rules if _applies_in(rule, environment)]
     source = _combined_source(rules)
     try:
         program = compile_expression(source) if source else None
@@ -136,28 +136,38 @@ def _all_pass(policy_set: PolicySet, environment: str, env) -> list[RuleResult] 
     outcomes = iter(outcomes)
     results = []
     for rule in policy_set.rules:
-        if rule.environments and environment not in rule.environments:
-            results.append(RuleResult(rule.id, rule.policy, rule.severity, False, True,
-                                      f"not applicable in {environment}"))
+        if not _applies_in(rule, environment):
+            results.append(_not_applicable(rule, f" in {environment}"))
             continue
         outcome = next(outcomes, None)
         if type(outcome) is int and 0 <= outcome < len(rule.match):
-            results.append(RuleResult(rule.id, rule.policy, rule.severity, False, True,
-                                      f"not applicable: {rule.match[outcome][0]}"))
+            results.append(_not_applicable(rule, f": {rule.match[outcome][0]}"))
         elif type(outcome) is list and len(outcome) == len(rule.validations) and all(
                 value is True for value in outcome):
-            results.append(RuleResult(rule.id, rule.policy, rule.severity, True, True, rule.description))
+            results.append(_passed(rule))
         else:
             return None
     return results
+
+
+def _applies_in(rule: Rule, environment: str) -> bool:
+    return not rule.environments or environment in rule.environments
+
+
+def _not_applicable(rule: Rule, why: str) -> RuleResult:
+    return RuleResult(rule.id, rule.policy, rule.severity, False, True, f"not applicable{why}")
+
+
+def _passed(rule: Rule) -> RuleResult:
+    return RuleResult(rule.id, rule.policy, rule.severity, True, True, rule.description)
 
 
 def _evaluate_rule(rule: Rule, environment: str, env) -> RuleResult:
     def result(applicable, passed, message, remediation=None):
         return RuleResult(rule.id, rule.policy, rule.severity, applicable, passed, message, remediation)
 
-    if rule.environments and environment not in rule.environments:
-        return result(False, True, f"not applicable in {environment}")
+    if not _applies_in(rule, environment):
+        return _not_applicable(rule, f" in {environment}")
     for name, _expression, program in rule.match:
         try:
             matched = program.execute(env)
@@ -166,7 +176,7 @@ def _evaluate_rule(rule: Rule, environment: str, env) -> RuleResult:
                           f"({_error(e)}); failing closed")
         if matched is not True:
             if matched is False:
-                return result(False, True, f"not applicable: {name}")
+                return _not_applicable(rule, f": {name}")
             return result(True, False, f"{rule.id}: match condition {name!r} returned "
                           f"{type(matched).__name__}, not a boolean; failing closed")
     for check in rule.validations:
@@ -180,7 +190,7 @@ def _evaluate_rule(rule: Rule, environment: str, env) -> RuleResult:
                 return result(True, False, f"{rule.id}: the check returned {type(passed).__name__}, "
                               "not a boolean; failing closed", check.remediation)
             return result(True, False, _message(check, env), check.remediation)
-    return result(True, True, rule.description)
+    return _passed(rule)
 
 
 def _message(check, env) -> str:

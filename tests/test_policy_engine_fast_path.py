@@ -19,6 +19,7 @@ from governance.policy_engine import evaluate
 from governance.policy_files import PolicyFile, compile_policy_set, read_policy_dir
 from governance.policy_testing import merge_patch
 from policy_fixtures.gate_scenarios import REPO_POLICIES
+from test_policy_files import policy
 
 
 def _rule_by_rule(files):
@@ -77,13 +78,7 @@ def test_an_allowed_check_is_one_cel_evaluation(pack, monkeypatch):
     assert calls == ["execute_plain"]
 
 
-POLICY = """\
-apiVersion: ml-governance/v1
-kind: DeploymentPolicy
-metadata: {name: edge}
-spec:
-  environments: {prod: {}, dev: {}}
-  rules:
+POLICY = policy("edge", """\
     - id: edge.comment
       description: A comment inside an expression ends at its line.
       validations:
@@ -109,7 +104,7 @@ spec:
       validations:
         - {expression: "ctx.a < 10", message: a too big}
         - {expression: "ctx.a != 5", message: a is five, messageExpression: "'a is ' + string(ctx.a)"}
-"""
+""")  # the header of test_policy_files: environments prod and dev
 
 EDGE_CONTEXTS = [
     {"flag": True, "match_value": True, "first": True, "missing_field": 2, "a": 1},
