@@ -19,6 +19,9 @@ application itself and are gone from here.)
   default is 5 ms: a thread that gave up the GIL for I/O, such as the one
   holding the append lock, waits up to that long to get it back while
   another thread parses a request).
+- ``pin-cpu``: each worker process pinned to a core of its own
+  (``os.sched_setaffinity``; the first worker to start takes the first
+  core); would be a ``post_fork`` hook if it paid.
 - ``lock-stats``: no change of behaviour; measures how long append
   transactions wait for and hold the append lock, and how often and how
   long they read stored tree nodes (see ``_lock_stats``).
@@ -27,6 +30,7 @@ application itself and are gone from here.)
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 
@@ -125,7 +129,30 @@ def _switch_interval(app) -> None:
     sys.setswitchinterval(0.0005)
 
 
-VARIANTS = {"auth-cache": _auth_cache, "lock-stats": _lock_stats, "switch-interval": _switch_interval}
+_PIN_CLAIM = []  # the socket that claims this worker's core, kept open for the process's life
+
+
+def _pin_cpu(app) -> None:
+    """Pin each worker process to a core of its own.
+
+    A worker claims a core by binding an abstract Unix socket named after the
+    master and the core (released by the kernel when the worker exits, so
+    nothing is left behind); the first free core wins.
+    """
+    for cpu in sorted(os.sched_getaffinity(0)):
+        claim = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            claim.bind(f"\0bench-pin-{os.getppid()}-{cpu}")
+        except OSError:
+            claim.close()
+            continue
+        _PIN_CLAIM.append(claim)
+        os.sched_setaffinity(0, {cpu})
+        return
+
+
+VARIANTS = {"auth-cache": _auth_cache, "lock-stats": _lock_stats, "switch-interval": _switch_interval,
+            "pin-cpu": _pin_cpu}
 ORDER = ("auth-cache", "switch-interval", "lock-stats")  # applied in this order whatever was asked
 
 
