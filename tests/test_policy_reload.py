@@ -18,18 +18,10 @@ from governance import policy_registry
 from governance.policy_registry import PolicyRegistry
 
 from policy_fixtures.gate_scenarios import copy_policies
+from test_gate_api import EXTRA as EXTRA_TEMPLATE
 
 LINEAGE = "lineage.yaml"
-EXTRA = """apiVersion: ml-governance/v1
-kind: DeploymentPolicy
-metadata: {name: extra}
-spec:
-  rules:
-    - id: extra.always
-      description: A second rule.
-      validations:
-        - {expression: "true", message: never fails}
-"""
+EXTRA = EXTRA_TEMPLATE.replace("RULE_ID", "extra.always")
 
 
 def _age(path, seconds: float) -> None:
