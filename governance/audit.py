@@ -101,6 +101,8 @@ def _events_query(filters: tuple) -> sa.Select:
     if found is None:
         t = tables.audit_event
         query = sa.select(t).where(*(_CONDITIONS[name] for name in filters)).order_by(t.c.seq.desc())
+        # OFFSET bound by name too: SQLite's dialect writes LIMIT ? OFFSET ? even
+        # without one, with an anonymous parameter select_all cannot fill
         found = _QUERIES[filters] = query.limit(sa.bindparam("limit")).offset(sa.bindparam("offset"))
     return found
 

@@ -56,7 +56,7 @@ class PolicyRegistry:
         self._lock = threading.Lock()
 
     def _directory_stamp(self):
-        """(directory mtime, (name, mtime, size) of each policy file), or None if unreadable.
+        """(name, mtime, size) of each policy file, or None if the directory is unreadable.
 
         The directory's mtime moves whenever a file is added, removed or
         renamed into place (how editors, ``git checkout`` and Kubernetes
@@ -84,7 +84,7 @@ class PolicyRegistry:
             for name, path in self._listing[1]:
                 info = os.stat(path)
                 files.append((name, info.st_mtime_ns, info.st_size))
-            return directory_mtime, tuple(files)
+            return tuple(files)
         except OSError:
             self._listing = None
             return None
