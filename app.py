@@ -168,7 +168,7 @@ def _unexpected_error(error: Exception):
 
 
 def _start_timer_on_first_request(app: Flask, ledger_service) -> None:
-    # Started lazily in the serving process (after gunicorn forks), never in
+    # Started lazily in the serving process (each worker of the server), never in
     # CLI commands, where a background signer would be a surprise.
     started = {"pid": None}
     lock = threading.Lock()

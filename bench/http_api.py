@@ -1,4 +1,4 @@
-"""HTTP API throughput and latency of the real app under gunicorn, beside the raw limits.
+"""HTTP API throughput and latency of the real app under its HTTP server, beside the raw limits.
 
     .venv/bin/python -m bench.http_api                      # both backends, 1,000,000 audit events
     .venv/bin/python -m bench.http_api --backend sqlite --quick
@@ -13,8 +13,9 @@ create ... --json``, with the environment variables pointing at that
 service), fills the audit trail with ``--audit-events`` events through the
 ledger and its projections (``Ledger.append_many``, 1,000 entries per
 transaction, subjects ``model:<name>@<v>`` over 1,000 models), then starts
-the app with gunicorn on 127.0.0.1 (``'app:create_app()'``, access log on, as
-``make run`` does) once per worker configuration and drives it with 16
+the app on 127.0.0.1 (``'app:create_app()'``, access log on, as ``make run``
+does: granian, or gunicorn's sync or gthread workers) once per server
+configuration and drives it with 16
 concurrent clients (threads, one keep-alive HTTP/1.1 connection each; see
 ``bench/http_load.py``). Every phase is bounded: ``--requests`` requests or
 ``--seconds`` seconds, whichever comes first.
@@ -37,7 +38,7 @@ Phases, per worker configuration:
   validation report and the three sign-offs): every answer must be allow.
 
 Beside them, in the same run: a trivial WSGI JSON app under the same
-gunicorn settings (the ceiling of the server on this machine); the durable
+server settings (the ceiling of the server on this machine); the durable
 one-row-per-commit rate of the database with the plain driver (sqlite3 with
 WAL + synchronous=FULL, psycopg with synchronous_commit=on), with 1 and with
 16 connections; the pure evaluation time of the policy set
@@ -75,7 +76,7 @@ from sqlalchemy.engine import make_url
 
 from .http_load import call, encode, machine_busy, run_phase
 from .machine import conninfo, machine_info
-from .http_servers import DEFAULT_CONFIG, ROOT, VENV_BIN, WorkerConfig, parse_config, start_gunicorn
+from .http_servers import DEFAULT_CONFIG, ROOT, VENV_BIN, WorkerConfig, parse_config, start_server
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -91,8 +92,8 @@ TARGETS = {
     "checks_per_s": {"sqlite": 1000.0, "postgres": 600.0},
     "checks_p99_ms": 20.0,
 }
-FULL_CONFIGS = ("gthread-2x4", "gthread-4x4", "gthread-4x1", "sync-2", "sync-3", "sync-4")
-QUICK_CONFIGS = ("sync-2", "gthread-2x4")
+FULL_CONFIGS = ("granian-2x1", "granian-2x4", "granian-3x1", "sync-2", "gthread-2x4", "sync-3")
+QUICK_CONFIGS = ("granian-2x1", "sync-2")
 FUTURE = "2099-01-01T00:00:00Z"
 
 log_lock = threading.Lock()
@@ -178,7 +179,7 @@ class Backend:
 
 
 def service_env(backend: Backend, instance: Path) -> dict:
-    """The environment variables that point the app (CLI and gunicorn) at this service."""
+    """The environment variables that point the app (CLI and server) at this service."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("DATABASE_", "LEDGER_", "POLICY_", "OIDC_", "GATE_", "GOV_"))}
     key = instance / "signing.key"
@@ -397,7 +398,7 @@ def decision_allow(status: int, body: bytes) -> None:
 def run_config(backend: Backend, env: dict, config: WorkerConfig, tokens: dict[str, str],
                deep: list, args, logdir: Path, app_spec: str = "app:create_app()",
                phases=None, hook=None, tag: str | None = None, access_log: bool = True) -> dict:
-    """Start gunicorn with ``config`` and run every phase (or those in ``phases``) against it.
+    """Start the server with ``config`` and run every phase (or those in ``phases``) against it.
 
     ``hook(name, server)``, if given, returns a context manager entered around
     each measured phase (the profiler attaches there). Registrations always run
@@ -405,11 +406,11 @@ def run_config(backend: Backend, env: dict, config: WorkerConfig, tokens: dict[s
     approvals are about.
     """
     tag = tag or config.key
-    server = start_gunicorn(app_spec, config, env, logdir, f"{backend.name}-{tag}", access_log=access_log)
+    server = start_server(app_spec, config, env, logdir, f"{backend.name}-{tag}", access_log=access_log)
     groups = {"server": server.pids, "db": backend.db_pids}
     bound = dict(clients=CLIENTS, max_requests=args.requests, max_seconds=args.seconds,
                  cpu_groups=groups)
-    out: dict = {"config": config.label, "default": config == DEFAULT_CONFIG and app_spec == "app:create_app()"}
+    out: dict = {"config": config.label, "title": config.title, "default": config == DEFAULT_CONFIG and app_spec == "app:create_app()"}
     wanted = set(phases or [k for k, _ in PHASES])
     if wanted & {"evidence", "approvals"}:
         wanted.add("registrations")
@@ -611,7 +612,7 @@ def _raw_threads(connect, one, threads: int, max_rows: int, max_seconds: float) 
 
 
 def measure_trivial(config: WorkerConfig, logdir: Path, args) -> dict:
-    server = start_gunicorn("bench.http_trivial:app", config, dict(os.environ), logdir,
+    server = start_server("bench.http_trivial:app", config, dict(os.environ), logdir,
                             f"trivial-{config.key}", ready_path="/")
     try:
         r = run_phase("trivial", server.port, lambda i, n: encode("GET", "/"), CLIENTS, args.requests * 2,
@@ -690,7 +691,7 @@ def _fmt(x, digits=1) -> str:
 
 
 def print_config_table(backend_label: str, c: dict) -> None:
-    say(f"\n  {backend_label}, gunicorn {c['config']}{' (make run default)' if c['default'] else ''}")
+    say(f"\n  {backend_label}, {c['title']}{' (make run default)' if c['default'] else ''}")
     say(f"  {'phase':<20}{'ok/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'err':>6}{'client':>8}"
         f"{'server':>8}{'(sys)':>7}{'db':>7}{'other':>7}{'machine':>9}")
     for key, label in PHASES:
@@ -766,7 +767,7 @@ def target_status(row: dict, met: str = "met", missed: str = "MISSED") -> str:
 
 
 def print_summary(b: dict, trivial: dict) -> None:
-    say(f"\n  {b['label']}: default (gunicorn {DEFAULT_CONFIG.label}) and best configuration per phase")
+    say(f"\n  {b['label']}: default ({DEFAULT_CONFIG.title}) and best configuration per phase")
     say(f"  {'phase':<20}{'default ok/s':>13}{'p50':>7}{'p99':>8}  {'best config':<13}{'ok/s':>8}"
         f"{'p50':>7}{'p99':>8}{'/trivial':>9}{'/raw16':>8}{'/raw1':>7}  target")
     for row in b["summary"]:
@@ -815,7 +816,7 @@ def prepare_service(backend: Backend, audit_events: int, instance: Path, logdir:
     say(f"  filled {fill['entries']:,} entries in {fill['seconds']:.1f} s ({fill['per_s']:,.0f}/s); "
         f"{fill['audit_rows']:,} audit rows over {fill['models']} models; {len(deep)} deep cursors; "
         f"database {backend.size()}")
-    server = start_gunicorn("app:create_app()", DEFAULT_CONFIG, env, logdir, f"{backend.name}-seed")
+    server = start_server("app:create_app()", DEFAULT_CONFIG, env, logdir, f"{backend.name}-seed")
     try:
         seed(server.port, tokens)
     finally:
@@ -839,7 +840,7 @@ def run_backend(name: str, args, workdir: Path, trivial: dict) -> dict:
         for config in args.configs:
             for attempt in range(args.retries + 1):
                 busy = wait_until_idle(args.wait_idle) if args.wait_idle else background_busy()
-                say(f"  gunicorn {config.label}: (machine {busy:.0%} busy before start)")
+                say(f"  {config.title}: (machine {busy:.0%} busy before start)")
                 result = run_config(backend, env, config, tokens, deep, args, logdir,
                                     tag=config.key + (f"-r{attempt}" if attempt else ""))
                 result["background_busy_before"] = busy
@@ -886,8 +887,8 @@ def parse_args(argv=None):
     ap.add_argument("--seconds", type=float, help="time bound per phase (default 20; quick 5)")
     ap.add_argument("--audit-events", type=int, help="entries in the ledger before the HTTP phases "
                     "(default 1,000,000; quick 100,000)")
-    ap.add_argument("--configs", help="comma-separated gunicorn configurations, e.g. "
-                    "gthread-2x4,sync-4 (default: " + ",".join(FULL_CONFIGS) + ")")
+    ap.add_argument("--configs", help="comma-separated server configurations, e.g. "
+                    "granian-2x1,gthread-2x4,sync-4 (default: " + ",".join(FULL_CONFIGS) + ")")
     ap.add_argument("--mlflow-workers", default="1,2", help="mlflow server --workers values (default 1,2)")
     ap.add_argument("--policy-n", type=int, default=2000, help="evaluations timed in-process")
     ap.add_argument("--wait-idle", type=float, default=30.0,
@@ -918,11 +919,13 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    import granian
     import gunicorn
-    info = machine_info(args.pg_url if "postgres" in backends else None, gunicorn=gunicorn.__version__)
+    info = machine_info(args.pg_url if "postgres" in backends else None, gunicorn=gunicorn.__version__,
+                        granian=granian.__version__)
     say(f"bench.http_api — {info['date']}")
     say(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory']}, {info['kernel']}; "
-        f"{info['python']}, gunicorn {info['gunicorn']}, SQLite {info['sqlite']}"
+        f"{info['python']}, granian {info['granian']}, gunicorn {info['gunicorn']}, SQLite {info['sqlite']}"
         + (f", PostgreSQL {info.get('postgresql')}" if info.get("postgresql") else "")
         + f"; temp {info['tempdir']}; code {info['code']}")
     say(f"load: {CLIENTS} clients (threads, one keep-alive HTTP/1.1 socket each), "
@@ -933,12 +936,12 @@ def main(argv=None) -> int:
                      "targets": TARGETS, "backends": []}
     workdir = Path(tempfile.mkdtemp(prefix="bench-http-"))
     try:
-        say("\n== gunicorn ceiling: a trivial WSGI JSON app, same settings ==")
+        say("\n== server ceiling: a trivial WSGI JSON app, same settings ==")
         trivial = {}
         for config in args.configs:
             r = measure_trivial(config, workdir, args)
             trivial[config.label] = r
-            say(f"  {config.label:<13} {r['per_s']:>8,.0f} req/s  p50 {r['p50_ms']:.2f} ms  "
+            say(f"  {config.title:<16} {r['per_s']:>8,.0f} req/s  p50 {r['p50_ms']:.2f} ms  "
                 f"p99 {r['p99_ms']:.2f} ms  client CPU {r['cpu']['client_share']:.0%} of the machine, "
                 f"server {r['cpu']['server_share']:.0%}")
         results["trivial"] = trivial
@@ -990,7 +993,7 @@ def print_final(results: dict) -> None:
             ours = ""
             if sqlite_b:
                 d = next(x for x in sqlite_b["configs"] if x["default"])["registrations"]
-                ours = (f"; ours (SQLite, gunicorn {DEFAULT_CONFIG.label}) {d['per_s']:,.0f}/s = "
+                ours = (f"; ours (SQLite, {DEFAULT_CONFIG.title}) {d['per_s']:,.0f}/s = "
                         f"{d['per_s'] / c['per_s']:.1f}x" if c["per_s"] else "")
             say(f"  mlflow --workers {run['workers']}: model-versions/create {c['per_s']:,.0f}/s "
                 f"p50 {c['p50_ms']:.1f} ms p99 {c['p99_ms']:.1f} ms, {c['errors']} errors; "

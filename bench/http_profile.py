@@ -4,7 +4,7 @@
     .venv/bin/python -m bench.http_profile --backend postgres --phase registrations --mode wall
 
 Builds the same private service as ``bench.http_api`` (smaller audit fill by
-default), starts gunicorn, and while the phase runs with 16 clients records
+default), starts the server (``--config``, as in ``bench.http_api``), and while the phase runs with 16 clients records
 every worker with py-spy (``pip install py-spy`` into .venv; it is not a
 project dependency). ``--mode gil`` (default) samples only the thread holding
 the GIL, i.e. where the Python CPU goes; ``--mode wall`` samples every
@@ -53,6 +53,7 @@ STAGES = [
     ("response serialisation", ("Schema.dump (", "jsonify (", "flask/json/provider.py")),
     ("access log", ("gunicorn/glogging.py",)),
     ("gunicorn HTTP parsing and I/O", ("gunicorn/http/",)),
+    # granian parses HTTP in Rust, out of py-spy's sight; its Python side is the WSGI call
 ]
 
 

@@ -55,7 +55,7 @@ def summary_table(b: dict) -> list[str]:
 def cpu_table(b: dict) -> list[str]:
     """Where the machine's CPU went in the default configuration."""
     default = next(c for c in b["configs"] if c["default"])
-    lines = ["| phase | ok/s | client | server (gunicorn workers) | database | other | machine busy |",
+    lines = ["| phase | ok/s | client | server (workers) | database | other | machine busy |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for key, label in PHASES:
         r = default.get(key)
@@ -71,9 +71,9 @@ def main(path: str) -> int:
     results = json.loads(open(path).read())
     m = results["machine"]
     out = [f"Run of {m['date']}, code {m['code']}; {m['cpu']}, {m['cores']} cores, {m['memory']}, "
-           f"{m['kernel']}; {m['python']}, gunicorn {m['gunicorn']}, SQLite {m['sqlite']}, "
+           f"{m['kernel']}; {m['python']}, granian {m.get('granian', '–')}, gunicorn {m['gunicorn']}, SQLite {m['sqlite']}, "
            f"PostgreSQL {m.get('postgresql', '–')}; temp {m['tempdir']}.", ""]
-    out += ["Trivial WSGI app (the gunicorn ceiling), 16 clients:", "",
+    out += ["Trivial WSGI app (the server's ceiling), 16 clients:", "",
             "| configuration | req/s | p50 ms | p99 ms | client CPU | server CPU |", "|---|---:|---:|---:|---:|---:|"]
     for label, r in results["trivial"].items():
         out.append(f"| {label} | {_n(r['per_s'])} | {_n(r['p50_ms'], 2)} | {_n(r['p99_ms'], 2)} "

@@ -1,4 +1,4 @@
-"""Servers started by ``bench.http_api``: gunicorn (the app, a trivial WSGI app) and MLflow.
+"""Servers started by ``bench.http_api``: granian or gunicorn (the app, a trivial WSGI app) and MLflow.
 
 Every server binds 127.0.0.1 on a free port, is started as a process of its
 own session (so the run can stop it and its workers by its own pid), and is
@@ -24,14 +24,16 @@ VENV_BIN = ROOT / ".venv" / "bin"
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """One gunicorn worker configuration."""
+    """One server configuration: gunicorn (sync or gthread workers) or granian (WSGI)."""
 
-    worker_class: str  # "gthread" or "sync"
+    worker_class: str  # "gthread", "sync" or "granian"
     workers: int
-    threads: int = 1
+    threads: int = 1  # gthread: threads per process; granian: blocking threads per process
 
     @property
     def label(self) -> str:
+        if self.worker_class == "granian":
+            return f"granian {self.workers}x{self.threads}"
         return (f"gthread {self.workers}x{self.threads}" if self.worker_class == "gthread"
                 else f"sync {self.workers}")
 
@@ -39,26 +41,39 @@ class WorkerConfig:
     def key(self) -> str:
         return self.label.replace(" ", "-")
 
+    @property
+    def title(self) -> str:
+        """The label with the server's name: ``granian 2x1``, ``gunicorn sync 2``."""
+        return self.label if self.worker_class == "granian" else f"gunicorn {self.label}"
+
+    @property
+    def server(self) -> str:
+        return "granian" if self.worker_class == "granian" else "gunicorn"
+
     def args(self) -> list[str]:
+        if self.worker_class == "granian":
+            return ["--interface", "wsgi", "--workers", str(self.workers),
+                    "--blocking-threads", str(self.threads)]
         out = ["--workers", str(self.workers), "--worker-class", self.worker_class]
         if self.worker_class == "gthread":
             out += ["--threads", str(self.threads)]
         return out
 
 
-# What `make run` starts.
-DEFAULT_CONFIG = WorkerConfig("sync", 2)
+# What `make run` starts (granian, 2 processes of 1 thread).
+DEFAULT_CONFIG = WorkerConfig("granian", 2, 1)
 
 
 def parse_config(text: str) -> WorkerConfig:
-    """``gthread-2x4`` or ``sync-3``."""
+    """``gthread-2x4``, ``sync-3`` or ``granian-2x1`` (processes x blocking threads)."""
     kind, _, shape = text.partition("-")
-    if kind == "gthread":
+    if kind in ("gthread", "granian"):
         workers, _, threads = shape.partition("x")
-        return WorkerConfig("gthread", int(workers), int(threads or 4))
+        return WorkerConfig(kind, int(workers), int(threads or (4 if kind == "gthread" else 1)))
     if kind == "sync":
         return WorkerConfig("sync", int(shape))
-    raise ValueError(f"worker configuration {text!r}: use gthread-<workers>x<threads> or sync-<workers>")
+    raise ValueError(f"server configuration {text!r}: use gthread-<workers>x<threads>, sync-<workers> "
+                     "or granian-<workers>x<threads>")
 
 
 def free_port() -> int:
@@ -128,17 +143,30 @@ class Server:
         self._log.close()
 
 
-def start_gunicorn(app_spec: str, config: WorkerConfig, env: dict, log_dir: Path, tag: str,
+def start_server(app_spec: str, config: WorkerConfig, env: dict, log_dir: Path, tag: str,
                    access_log: bool = True, ready_path: str = "/healthz",
                    extra: list[str] | None = None) -> Server:
-    """Start gunicorn as ``make run`` does (bind 127.0.0.1, access log), with ``config``'s workers."""
+    """Start ``app_spec`` as ``make run`` does (bind 127.0.0.1, access log), with ``config``'s server.
+
+    gunicorn writes its access log to a file; granian's access log goes
+    through Python logging to its standard output (the server log here).
+    """
     port = free_port()
     access = log_dir / f"{tag}-access.log"
-    cmd = [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", *config.args()]
-    if access_log:
-        cmd += ["--access-logfile", str(access)]
-    cmd += list(extra or []) + [app_spec]
-    server = Server(f"gunicorn {config.label} ({app_spec})", cmd, port, env,
-                    log_dir / f"{tag}-gunicorn.log", ready_path)
+    if config.server == "granian":
+        cmd = [str(VENV_BIN / "granian"), "--host", "127.0.0.1", "--port", str(port), *config.args()]
+        if access_log:
+            cmd += ["--access-log"]
+        if app_spec.endswith("()"):
+            cmd += ["--factory"]
+            app_spec = app_spec[:-2]
+        cmd += list(extra or []) + [app_spec]
+    else:
+        cmd = [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", *config.args()]
+        if access_log:
+            cmd += ["--access-logfile", str(access)]
+        cmd += list(extra or []) + [app_spec]
+    server = Server(f"{config.title} ({app_spec})", cmd, port, env,
+                    log_dir / f"{tag}-{config.server}.log", ready_path)
     server.wait_ready()
     return server

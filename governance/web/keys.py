@@ -2,7 +2,7 @@
 
 ``SECRET_KEY`` from the environment wins. Otherwise the key is 32 random
 bytes in a file (``WEB_SESSION_KEY_FILE``, default ``instance/web-session.key``)
-made on first start. Several gunicorn workers may start at once, so the file
+made on first start. Several server workers may start at once, so the file
 appears atomically: each writes a private temporary file (``O_CREAT|O_EXCL``,
 mode 0600) and links it into place; ``link`` fails for all but the first, and
 every worker then reads the one key that won.
