@@ -7,7 +7,7 @@ read the same head; the writer connection of ``store.py``, marked with
 ``BEGIN``; the driver's
 own transaction handling is switched off, as the SQLAlchemy documentation
 recommends for pysqlite. ``synchronous=FULL`` makes every acknowledged commit
-survive power loss; the file is read through a memory map (``mmap_size``).
+survive power loss; the file is read with ``pread``, not through a memory map.
 PostgreSQL keeps its defaults (``synchronous_commit=on``); an optional schema
 isolates one ledger (or one test) inside a database.
 """
@@ -25,14 +25,17 @@ from sqlalchemy.sql import sqltypes
 
 WRITE_OPTION = "ledger_write"
 SQLITE_BUSY_TIMEOUT_S = 60
-# Reads of the database file through a memory map. In WAL mode a connection
-# drops its whole page cache whenever another connection (the writer, or the
-# other worker) has committed since its last transaction, which under load is
-# before nearly every read; mapped pages then cost a pointer, not a pread()
-# and a copy each (deployment checks +8-13 % over HTTP, docs/performance-http.md).
-# The map is address space, not memory: resident pages are the kernel's page
-# cache, shared by every process. Pages past the first GiB are read as before.
-SQLITE_MMAP_BYTES = 1 << 30
+# No memory map (set explicitly: a build may default to one). In WAL mode a
+# connection that begins a transaction after another connection has
+# committed drops its page cache, and a mapped file is also unmapped whole
+# (pager_reset, then sqlite3OsUnfetch(fd, 0, 0)), to be mapped and faulted in
+# again. With two workers that is before nearly every read: a read
+# transaction of 7 lookups cost 153 us after another connection's commit with
+# a 1 GiB map, 75 us without (34 / 49 us when nothing else wrote;
+# bench/sqlite_reads.py), and over HTTP under granian registrations and
+# checks went +17 % and +7 % with the map off (docs/performance-http.md,
+# stop 11). It once helped (stop 9, gunicorn) and is left off now.
+SQLITE_MMAP_BYTES = 0
 
 
 def is_sqlite(engine_or_url) -> bool:
