@@ -12,9 +12,9 @@ PYTHON  ?= $(shell $(DISTRO_PY) -c 'import ensurepip, os, sysconfig; \
 	2>/dev/null && echo $(DISTRO_PY) || echo python3)
 PY      := $(VENV)/bin/python
 PORT    ?= 8000
-# The HTTP server of `make run`: granian (HTTP in Rust, keep-alive; 15-30 %
-# more requests per second than gunicorn's sync workers in every phase
-# measured, docs/performance-http.md) or SERVER=gunicorn. WORKERS processes,
+# The HTTP server of `make run`: granian (HTTP in Rust, keep-alive; as fast
+# as gunicorn's sync workers or faster in every phase measured: checks +7-12 %,
+# audit pages +16-35 %, docs/performance-http.md) or SERVER=gunicorn. WORKERS processes,
 # each running the app on THREADS threads (granian: blocking threads;
 # gunicorn: THREADS=1 sync workers, above 1 gthread workers).
 SERVER  ?= granian

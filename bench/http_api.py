@@ -613,7 +613,7 @@ def _raw_threads(connect, one, threads: int, max_rows: int, max_seconds: float) 
 
 def measure_trivial(config: WorkerConfig, logdir: Path, args) -> dict:
     server = start_server("bench.http_trivial:app", config, dict(os.environ), logdir,
-                            f"trivial-{config.key}", ready_path="/")
+                          f"trivial-{config.key}", ready_path="/")
     try:
         r = run_phase("trivial", server.port, lambda i, n: encode("GET", "/"), CLIENTS, args.requests * 2,
                       min(args.seconds, 10), expect=(200,), cpu_groups={"server": server.pids})

@@ -144,8 +144,8 @@ class Server:
 
 
 def start_server(app_spec: str, config: WorkerConfig, env: dict, log_dir: Path, tag: str,
-                   access_log: bool = True, ready_path: str = "/healthz",
-                   extra: list[str] | None = None) -> Server:
+                 access_log: bool = True, ready_path: str = "/healthz",
+                 extra: list[str] | None = None) -> Server:
     """Start ``app_spec`` as ``make run`` does (bind 127.0.0.1, access log), with ``config``'s server.
 
     gunicorn writes its access log to a file; granian's access log goes
