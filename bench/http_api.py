@@ -322,6 +322,31 @@ def audit_models(total: int) -> int:
     return max(1, min(AUDIT_MODELS, total // 1000))
 
 
+def settle(engine, backend: Backend) -> None:
+    """Leave the database as a long-running service's would be, before anything is measured.
+
+    Without this the first configuration measured pays for the fill: on
+    PostgreSQL the first reads of a million fresh rows set their hint bits
+    (dirtying pages again), autovacuum and the checkpointer write the fill
+    out during its phases, and its write phases came out 20-30 % lower than
+    the same server measured second (stop 11, docs/performance-http.md).
+    So: PostgreSQL ``VACUUM (ANALYZE)`` then ``CHECKPOINT``; SQLite a
+    truncating WAL checkpoint.
+    """
+    raw = engine.raw_connection()  # the driver's own connection: no transaction around these
+    try:
+        if backend.name == "postgres":
+            raw.driver_connection.autocommit = True
+            raw.driver_connection.execute("VACUUM (ANALYZE)")
+            raw.driver_connection.execute("CHECKPOINT")
+        else:
+            busy, _, _ = raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy:
+                say("  WAL checkpoint after the fill was blocked by a reader")
+    finally:
+        raw.invalidate()  # not back into the pool with autocommit switched on
+
+
 def fill_audit(env: dict, total: int, backend: Backend, seed_value: int = 20261125) -> dict:
     """Append ``total`` entries through the ledger and its projections, 1,000 per transaction."""
     from app import create_app
@@ -352,10 +377,7 @@ def fill_audit(env: dict, total: int, backend: Backend, seed_value: int = 202611
             next_report += 100_000
     seconds = time.perf_counter() - t0
     engine = app.extensions["db_engine"]
-    if backend.name == "postgres":
-        with engine.connect() as conn:
-            conn.exec_driver_sql("ANALYZE")
-            conn.commit()
+    settle(engine, backend)
     # The cursor of the page that starts after the DEEP_OFFSET newest events of a model.
     from governance.audit import encode_cursor
 

@@ -32,7 +32,7 @@ from .http_api import (
     CLIENTS, PHASES, Backend, DEFAULT_PG_URL, prepare_service, print_config_table, run_config, say,
     wait_until_idle,
 )
-from .http_servers import ROOT, VENV_BIN, parse_config
+from .http_servers import DEFAULT_CONFIG, ROOT, VENV_BIN, parse_config
 
 # Stages of a request. Each sample goes to the first stage (in this order) one of whose
 # needles appears in its stack, so a stage nested in another (the commit inside the
@@ -344,7 +344,8 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     ap.add_argument("--phase", default="checks",
                     help="comma-separated phases to run (and profile): " + ", ".join(k for k, _ in PHASES))
-    ap.add_argument("--config", default="sync-2")
+    ap.add_argument("--config", default=DEFAULT_CONFIG.key, help="server configuration, as in "
+                    "bench.http_api --configs (default: what make run starts)")
     ap.add_argument("--mode", choices=("gil", "wall", "none"), default="gil")
     ap.add_argument("--variants", default="app",  # "" with --anatomy: no HTTP phase
                     help="comma-separated: app (as is), or '+'-joined bench.http_variants names and "
