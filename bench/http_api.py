@@ -323,15 +323,16 @@ def audit_models(total: int) -> int:
 
 
 def settle(engine, backend: Backend) -> None:
-    """Leave the database as a long-running service's would be, before anything is measured.
+    """Leave the filled and seeded database as a long-running service's would be.
 
-    Without this the first configuration measured pays for the fill: on
-    PostgreSQL the first reads of a million fresh rows set their hint bits
-    (dirtying pages again), autovacuum and the checkpointer write the fill
-    out during its phases, and its write phases came out 20-30 % lower than
-    the same server measured second (stop 11, docs/performance-http.md).
-    So: PostgreSQL ``VACUUM (ANALYZE)`` then ``CHECKPOINT``; SQLite a
-    truncating WAL checkpoint.
+    On PostgreSQL the first reads of a million fresh rows set their hint
+    bits (dirtying the pages again), autovacuum and the checkpointer write
+    the fill out later, and the planner's statistics predate the seed; so
+    ``VACUUM (ANALYZE)`` then ``CHECKPOINT``. SQLite: a truncating WAL
+    checkpoint. This does not remove every advantage of measuring second
+    (stop 11, docs/performance-http.md: PostgreSQL write phases of the first
+    server run after the seed were still 30 % slower than the same server's
+    next run).
     """
     raw = engine.raw_connection()  # the driver's own connection: no transaction around these
     try:
@@ -377,7 +378,6 @@ def fill_audit(env: dict, total: int, backend: Backend, seed_value: int = 202611
             next_report += 100_000
     seconds = time.perf_counter() - t0
     engine = app.extensions["db_engine"]
-    settle(engine, backend)
     # The cursor of the page that starts after the DEEP_OFFSET newest events of a model.
     from governance.audit import encode_cursor
 
@@ -843,6 +843,13 @@ def prepare_service(backend: Backend, audit_events: int, instance: Path, logdir:
         seed(server.port, tokens)
     finally:
         server.stop()
+    from app import create_app
+
+    app = create_app(app_config(env))
+    try:
+        settle(app.extensions["db_engine"], backend)
+    finally:
+        app.extensions["db_engine"].dispose()
     return env, tokens, deep, fill
 
 
