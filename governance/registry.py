@@ -18,6 +18,8 @@ import json
 import orjson
 import sqlalchemy as sa
 
+from ledger.db import select_all
+
 from . import tables
 from .errors import ConflictError, InvalidRequestError, NotFoundError
 from .projections import AuditFacts, canonical_text, projects
@@ -87,10 +89,33 @@ _DATASET_VERSION = sa.select(tables.dataset_version).where(
 _MODEL_VERSION = sa.select(tables.model_version).where(
     tables.model_version.c.model_name == sa.bindparam("name"),
     tables.model_version.c.version == sa.bindparam("version"))
+# What a registration asks before and under the append lock, through
+# select_all (the driver directly; on PostgreSQL outside a transaction one
+# autocommit round trip each instead of BEGIN, the SELECTs and ROLLBACK).
+_MODEL_EXISTS = {"model": sa.select(tables.model.c.name).where(tables.model.c.name == sa.bindparam("name"))}
+_DATASET_DIGEST = {"dataset": sa.select(tables.dataset_version.c.content_sha256).where(
+    tables.dataset_version.c.dataset_name == sa.bindparam("name"),
+    tables.dataset_version.c.version == sa.bindparam("version"))}
+_VERSION_EXISTS = {"version": sa.select(tables.model_version.c.seq).where(
+    tables.model_version.c.model_name == sa.bindparam("name"),
+    tables.model_version.c.version == sa.bindparam("version"))}
 
 
 def _model_row(conn, name: str):
     return conn.execute(_MODEL_BY_NAME, {"name": name}).first()
+
+
+def _model_exists(conn, name: str) -> bool:
+    return bool(select_all(conn, _MODEL_EXISTS, {"name": name})["model"])
+
+
+def _dataset_digest(conn, name: str, version: str) -> str | None:
+    rows = select_all(conn, _DATASET_DIGEST, {"name": name, "version": version})["dataset"]
+    return rows[0].content_sha256 if rows else None
+
+
+def _version_exists(conn, name: str, version: str) -> bool:
+    return bool(select_all(conn, _VERSION_EXISTS, {"name": name, "version": version})["version"])
 
 
 def _model_payload(row) -> dict:
@@ -303,25 +328,25 @@ def register_version(ledger, actor: str, model_name: str, data: dict) -> dict:
     # read before taking the append lock; only "is this version new?" must be
     # asked under it.
     with ledger.store.engine.connect() as conn:
-        if _model_row(conn, model_name) is None:
+        if not _model_exists(conn, model_name):
             raise NotFoundError(f"no model {model_name!r}: register it first")
         datasets = []
         missing = []
         for name, version in sorted(keys):
-            row = _dataset_version_row(conn, name, version)
-            if row is None:
+            digest = _dataset_digest(conn, name, version)
+            if digest is None:
                 missing.append(f"{name}@{version}")
             else:
-                datasets.append({"name": name, "version": version,
-                                 "content_sha256": row.content_sha256})
+                datasets.append({"name": name, "version": version, "content_sha256": digest})
     if missing:
         raise InvalidRequestError(
             f"training datasets are not registered: {', '.join(missing)}",
             errors={"training_datasets": [f"not registered: {m}" for m in missing]})
     payload["training_datasets"] = datasets
     with ledger.transaction() as writer:
-        existing = _version_row(writer.connection, model_name, payload["version"])
-        if existing is not None:
+        # Under the lock only the cheap question; the whole row only for a repeat.
+        if _version_exists(writer.connection, model_name, payload["version"]):
+            existing = _version_row(writer.connection, model_name, payload["version"])
             _same_or_conflict(f"version {model_name}@{payload['version']}",
                               _version_payload(existing), payload)
             return {**_version_json(existing), "created": False}
