@@ -96,6 +96,7 @@ _MODEL_EXISTS = {"model": sa.select(tables.model.c.name).where(tables.model.c.na
 _DATASET_DIGEST = {"dataset": sa.select(tables.dataset_version.c.content_sha256).where(
     tables.dataset_version.c.dataset_name == sa.bindparam("name"),
     tables.dataset_version.c.version == sa.bindparam("version"))}
+_VERSION_ROW = {"version": _MODEL_VERSION}
 _VERSION_EXISTS = {"version": sa.select(tables.model_version.c.seq).where(
     tables.model_version.c.model_name == sa.bindparam("name"),
     tables.model_version.c.version == sa.bindparam("version"))}
@@ -377,7 +378,10 @@ def _version_registered(conn, entry):
 
 
 def _version_row(conn, name: str, version: str):
-    return conn.execute(_MODEL_VERSION, {"name": name, "version": version}).first()
+    # Every evidence submission and sign-off reads it under the append lock:
+    # on the driver (select_all), not through SQLAlchemy's execution layer.
+    rows = select_all(conn, _VERSION_ROW, {"name": name, "version": version})["version"]
+    return rows[0] if rows else None
 
 
 def _version_payload(row) -> dict:
