@@ -156,6 +156,31 @@ class Backend:
                 admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
             self.created = False
 
+    def settle(self) -> None:
+        """Leave the filled and seeded database as a long-running service's would be.
+
+        On PostgreSQL the first reads of a million fresh rows set their hint
+        bits (dirtying the pages again), autovacuum and the checkpointer write
+        the fill out later, and the planner's statistics predate the seed; so
+        ``VACUUM (ANALYZE)`` then ``CHECKPOINT``. SQLite: a truncating WAL
+        checkpoint. This does not remove every advantage of measuring second
+        (stop 11, docs/performance-http.md: PostgreSQL write phases of the
+        first server run after the seed were still 30 % slower than the same
+        server's next run).
+        """
+        if self.name == "sqlite":
+            conn = sqlite3.connect(self.workdir / "ledger.db")
+            try:
+                busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                conn.close()
+            if busy:
+                say("  WAL checkpoint after the seed was blocked by a reader")
+            return
+        with psycopg.connect(conninfo(self.url), autocommit=True) as conn:
+            conn.execute("VACUUM (ANALYZE)")
+            conn.execute("CHECKPOINT")
+
     def db_pids(self) -> list[int]:
         """PostgreSQL processes whose CPU is the database's: our backends and the shared ones."""
         if self.name == "sqlite":
@@ -320,32 +345,6 @@ def seed(port: int, tokens: dict[str, str]) -> None:
 def audit_models(total: int) -> int:
     """How many models the fill spreads over: ~1,000 events each, at most AUDIT_MODELS."""
     return max(1, min(AUDIT_MODELS, total // 1000))
-
-
-def settle(engine, backend: Backend) -> None:
-    """Leave the filled and seeded database as a long-running service's would be.
-
-    On PostgreSQL the first reads of a million fresh rows set their hint
-    bits (dirtying the pages again), autovacuum and the checkpointer write
-    the fill out later, and the planner's statistics predate the seed; so
-    ``VACUUM (ANALYZE)`` then ``CHECKPOINT``. SQLite: a truncating WAL
-    checkpoint. This does not remove every advantage of measuring second
-    (stop 11, docs/performance-http.md: PostgreSQL write phases of the first
-    server run after the seed were still 30 % slower than the same server's
-    next run).
-    """
-    raw = engine.raw_connection()  # the driver's own connection: no transaction around these
-    try:
-        if backend.name == "postgres":
-            raw.driver_connection.autocommit = True
-            raw.driver_connection.execute("VACUUM (ANALYZE)")
-            raw.driver_connection.execute("CHECKPOINT")
-        else:
-            busy, _, _ = raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            if busy:
-                say("  WAL checkpoint after the fill was blocked by a reader")
-    finally:
-        raw.invalidate()  # not back into the pool with autocommit switched on
 
 
 def fill_audit(env: dict, total: int, backend: Backend, seed_value: int = 20261125) -> dict:
@@ -843,13 +842,7 @@ def prepare_service(backend: Backend, audit_events: int, instance: Path, logdir:
         seed(server.port, tokens)
     finally:
         server.stop()
-    from app import create_app
-
-    app = create_app(app_config(env))
-    try:
-        settle(app.extensions["db_engine"], backend)
-    finally:
-        app.extensions["db_engine"].dispose()
+    backend.settle()
     return env, tokens, deep, fill
 
 

@@ -214,9 +214,9 @@ def anatomy(env: dict, deep: list, n: int) -> None:
     data = {"artifact_uri": "s3://models/anatomy", "framework": "sklearn", "description": "nightly retrain",
             "training_datasets": [{"name": "loans", "version": "v1"}],
             "metrics": {"auc": 0.81, "ks": 0.4, "rows": 250000}}
-    with _patched(registry, "_model_exists", _timer(timers, "  model lookup (_model_exists)")), \
-            _patched(registry, "_dataset_digest", _timer(timers, "  dataset version lookup (_dataset_digest)")), \
-            _patched(registry, "_version_exists", _timer(timers, "  version lookup (_version_exists)")), \
+    with _patched(registry, "_model_row", _timer(timers, "  model lookup (_model_row)")), \
+            _patched(registry, "_dataset_version_row", _timer(timers, "  dataset version lookup")), \
+            _patched(registry, "_version_row", _timer(timers, "  version lookup (_version_row)")), \
             _patched(service.LedgerWriter, "append", _timer(timers, "  LedgerWriter.append (encode, insert, projection)")), \
             _patched(service.Ledger, "prepare", _timer(timers, "    of which prepare_entry (canonical payload)")), \
             lock_timer():

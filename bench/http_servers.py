@@ -160,12 +160,11 @@ def start_server(app_spec: str, config: WorkerConfig, env: dict, log_dir: Path, 
         if app_spec.endswith("()"):
             cmd += ["--factory"]
             app_spec = app_spec[:-2]
-        cmd += list(extra or []) + [app_spec]
     else:
         cmd = [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", *config.args()]
         if access_log:
             cmd += ["--access-logfile", str(access)]
-        cmd += list(extra or []) + [app_spec]
+    cmd += list(extra or []) + [app_spec]
     server = Server(f"{config.title} ({app_spec})", cmd, port, env,
                     log_dir / f"{tag}-{config.server}.log", ready_path)
     server.wait_ready()

@@ -89,34 +89,22 @@ _DATASET_VERSION = sa.select(tables.dataset_version).where(
 _MODEL_VERSION = sa.select(tables.model_version).where(
     tables.model_version.c.model_name == sa.bindparam("name"),
     tables.model_version.c.version == sa.bindparam("version"))
-# What a registration asks before and under the append lock, through
-# select_all (the driver directly; on PostgreSQL outside a transaction one
-# autocommit round trip each instead of BEGIN, the SELECTs and ROLLBACK).
-_MODEL_EXISTS = {"model": sa.select(tables.model.c.name).where(tables.model.c.name == sa.bindparam("name"))}
-_DATASET_DIGEST = {"dataset": sa.select(tables.dataset_version.c.content_sha256).where(
-    tables.dataset_version.c.dataset_name == sa.bindparam("name"),
-    tables.dataset_version.c.version == sa.bindparam("version"))}
-_VERSION_ROW = {"version": _MODEL_VERSION}
-_VERSION_EXISTS = {"version": sa.select(tables.model_version.c.seq).where(
-    tables.model_version.c.model_name == sa.bindparam("name"),
-    tables.model_version.c.version == sa.bindparam("version"))}
+
+
+def _one_row(conn, statement, params: dict):
+    """The row a prebuilt lookup finds, or None.
+
+    On the driver (select_all), not through SQLAlchemy's execution layer:
+    registrations, evidence submissions and sign-offs read these, some under
+    the append lock (on SQLite 33 -> 10 us a read; on PostgreSQL, outside a
+    transaction, one autocommit round trip instead of BEGIN, SELECT, ROLLBACK).
+    """
+    rows = select_all(conn, {"row": statement}, params)["row"]
+    return rows[0] if rows else None
 
 
 def _model_row(conn, name: str):
-    return conn.execute(_MODEL_BY_NAME, {"name": name}).first()
-
-
-def _model_exists(conn, name: str) -> bool:
-    return bool(select_all(conn, _MODEL_EXISTS, {"name": name})["model"])
-
-
-def _dataset_digest(conn, name: str, version: str) -> str | None:
-    rows = select_all(conn, _DATASET_DIGEST, {"name": name, "version": version})["dataset"]
-    return rows[0].content_sha256 if rows else None
-
-
-def _version_exists(conn, name: str, version: str) -> bool:
-    return bool(select_all(conn, _VERSION_EXISTS, {"name": name, "version": version})["version"])
+    return _one_row(conn, _MODEL_BY_NAME, {"name": name})
 
 
 def _model_payload(row) -> dict:
@@ -274,7 +262,7 @@ def _dataset_version_registered(conn, entry):
 
 
 def _dataset_version_row(conn, name: str, version: str):
-    return conn.execute(_DATASET_VERSION, {"name": name, "version": version}).first()
+    return _one_row(conn, _DATASET_VERSION, {"name": name, "version": version})
 
 
 def _dataset_version_payload(row) -> dict:
@@ -329,25 +317,25 @@ def register_version(ledger, actor: str, model_name: str, data: dict) -> dict:
     # read before taking the append lock; only "is this version new?" must be
     # asked under it.
     with ledger.store.engine.connect() as conn:
-        if not _model_exists(conn, model_name):
+        if _model_row(conn, model_name) is None:
             raise NotFoundError(f"no model {model_name!r}: register it first")
         datasets = []
         missing = []
         for name, version in sorted(keys):
-            digest = _dataset_digest(conn, name, version)
-            if digest is None:
+            row = _dataset_version_row(conn, name, version)
+            if row is None:
                 missing.append(f"{name}@{version}")
             else:
-                datasets.append({"name": name, "version": version, "content_sha256": digest})
+                datasets.append({"name": name, "version": version,
+                                 "content_sha256": row.content_sha256})
     if missing:
         raise InvalidRequestError(
             f"training datasets are not registered: {', '.join(missing)}",
             errors={"training_datasets": [f"not registered: {m}" for m in missing]})
     payload["training_datasets"] = datasets
     with ledger.transaction() as writer:
-        # Under the lock only the cheap question; the whole row only for a repeat.
-        if _version_exists(writer.connection, model_name, payload["version"]):
-            existing = _version_row(writer.connection, model_name, payload["version"])
+        existing = _version_row(writer.connection, model_name, payload["version"])
+        if existing is not None:
             _same_or_conflict(f"version {model_name}@{payload['version']}",
                               _version_payload(existing), payload)
             return {**_version_json(existing), "created": False}
@@ -378,10 +366,7 @@ def _version_registered(conn, entry):
 
 
 def _version_row(conn, name: str, version: str):
-    # Every evidence submission and sign-off reads it under the append lock:
-    # on the driver (select_all), not through SQLAlchemy's execution layer.
-    rows = select_all(conn, _VERSION_ROW, {"name": name, "version": version})["version"]
-    return rows[0] if rows else None
+    return _one_row(conn, _MODEL_VERSION, {"name": name, "version": version})
 
 
 def _version_payload(row) -> dict:
