@@ -5,7 +5,8 @@ werkzeug's development server; this is the one place the server that
 ``make run`` starts (granian by default, gunicorn with ``SERVER=gunicorn``)
 is driven end to end: set-up (migrations, signing key), readiness, an
 authenticated write, hostile bodies answered by the app and not by a crash,
-keep-alive, the access log, and a clean stop on SIGTERM. The database is the
+keep-alive, the access log, and a clean stop on SIGTERM to the server's main
+process (what a process manager sends). The database is the
 suite's (a SQLite file, or a PostgreSQL schema under ``DATABASE_URL``).
 """
 
@@ -15,7 +16,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,15 +23,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.http_servers import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 FLASK = Path(sys.executable).with_name("flask")
 MAX_BODY = 64 * 1024
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+WORKERS = 2
+STARTED = {"granian": "Started worker-", "gunicorn": "Booting worker with pid"}  # one line per worker
 
 
 class Served:
@@ -50,11 +48,13 @@ class Served:
             "WEB_SESSION_KEY_FILE": str(instance / "web-session.key"),
             "MAX_CONTENT_LENGTH": str(MAX_BODY),
         })
-        self.port = _free_port()
+        self.started_marker = STARTED[server]
+        self.port = free_port()
         self.log_path = tmp_path / "server.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            ["make", "--no-print-directory", "run", f"SERVER={server}", f"PORT={self.port}"],
+            ["make", "--no-print-directory", "run", f"SERVER={server}", f"PORT={self.port}",
+             f"WORKERS={WORKERS}"],
             cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
 
@@ -67,7 +67,10 @@ class Served:
             assert self.proc.poll() is None, f"make run exited with {self.proc.returncode}:\n{self.log()}"
             try:
                 status, _, _ = self.request("GET", "/readyz")
-                if status == 200:
+                # every worker, not just the one that answered: granian leaves a
+                # worker that is still loading the app running until its kill
+                # timeout (30 s) when told to stop
+                if status == 200 and self.log().count(self.started_marker) >= WORKERS:
                     return
             except OSError:
                 pass
@@ -102,7 +105,13 @@ class Served:
 
     def stop(self, timeout: float = 45.0) -> int:
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # make and the server: the terminal's Ctrl-C, as SIGTERM
+            # SIGTERM to the server's main process (make exec'd it), as a process
+            # manager stops a service. Not to the whole group: granian workers that
+            # get the signal themselves (Ctrl-C in a terminal) sometimes miss the
+            # stop and are killed only after --workers-kill-timeout (30 s).
+            main = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+            for pid in main.stdout.split():
+                os.kill(int(pid), signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -186,7 +195,7 @@ def test_make_run_serves_the_app(served, request):
     assert "POST /api/v1/models" in served.log()
     assert "GET /api/v1/models/credit-risk" in served.log()
 
-    # SIGTERM stops make, the server and its workers.
+    # SIGTERM to the server stops it, its workers and make.
     served.stop()
     assert "Traceback" not in served.log()
     with pytest.raises(OSError):
