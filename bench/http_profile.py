@@ -201,9 +201,10 @@ def anatomy(env: dict, deep: list, n: int) -> None:
                 t1 = time.perf_counter()
                 timers.setdefault("lock wait + BEGIN (+ advisory lock) + head", []).append(t1 - t0)
                 yield opened
-                t2 = time.perf_counter()
-            t3 = time.perf_counter()
+                t2, c2 = time.perf_counter(), time.thread_time()
+            t3, c3 = time.perf_counter(), time.thread_time()
             timers.setdefault("entry inserts + COMMIT (durable) + release", []).append(t3 - t2)
+            timers.setdefault("  of which this thread's CPU (thread_time)", []).append(c3 - c2)
             timers.setdefault("= append lock held, BEGIN to end of COMMIT", []).append(t3 - t1)
         store.append_transaction = timed
         try:
@@ -269,14 +270,16 @@ def anatomy(env: dict, deep: list, n: int) -> None:
     }
     timers.clear()
     with lock_timer():
-        checks = []
+        checks, checks_cpu = [], []
         for k in range(warm + n):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             gate.check(ledger, policies, Principals.deployer, model, CHECK_VERSIONS[1], "prod", 900)
             checks.append(time.perf_counter() - t0)
+            checks_cpu.append(time.thread_time() - c0)
             if k == warm - 1:
                 timers.clear()
                 checks.clear()
+                checks_cpu.clear()
     env_ = activation(recorded, params)
     for rule in policy_set.rules:
         programs = [p for _name, _expr, p in rule.match] + [c.program for c in rule.validations]
@@ -285,6 +288,7 @@ def anatomy(env: dict, deep: list, n: int) -> None:
     say(f"\n  deployment check in-process, sequential, n={n} (context {len(context_bytes):,} bytes, "
         f"{len(policy_set.rules)} rules, decision {decision}):")
     _show("gate.check total", checks, n)
+    _show("  of which this thread's CPU (thread_time)", checks_cpu, n)
     for label, values in parts.items():
         _show(label, values, n)
     for label, values in timers.items():

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .http_api import PHASES, target_status, trivial_ratio
+from .http_api import PHASES, check_shaped_text, target_status, trivial_ratio
 from .http_servers import DEFAULT_CONFIG
 
 
@@ -86,6 +86,7 @@ def main(path: str) -> int:
                 f"{b['fill']['models']} models; database {b.get('size', '?')}.", "",
                 f"Raw durable one-row commits: 1 connection {_n(r1['per_s'])}/s (p50 {r1['p50_ms']:.2f} ms); "
                 f"16 connections {_n(r16['per_s'])}/s (p50 {r16['p50_ms']:.2f} ms, p99 {r16['p99_ms']:.2f} ms).",
+                *(["", check_shaped_text(b)] if "check16" in b["raw"] else []),
                 "", "Default and best configuration per phase:", ""]
         out += summary_table(b)
         out += ["", "Every configuration (ok/s · p50 ms · p99 ms; † = other processes took more than 10% "

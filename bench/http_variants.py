@@ -25,6 +25,22 @@ application itself and are gone from here.)
 - ``mmap-on``: SQLite reads through a 1 GiB memory map (``PRAGMA
   mmap_size`` on every connection; the app uses none since stop 11); applied
   before ``create_app()`` opens any connection.
+- ``skip-cel``, ``skip-context``, ``skip-append``: removal experiments on
+  the deployment check, an upper bound on what making one part free could
+  give. ``skip-cel`` evaluates the policy set once per (policy digest, model,
+  version, environment) and reuses the results; ``skip-context`` builds the
+  context once per (model, version, environment) and reuses it (its ``now``
+  goes stale); ``skip-append`` prepares the decision entry (canonical form,
+  hashes) but writes nothing and answers with a per-process sequence
+  number. All three together (``skip-cel+skip-context+skip-append``) leave
+  what no change to the domain code can remove: HTTP, routing, token
+  authentication, body validation, canonicalising the context, the response.
+- ``no-autocheckpoint``: SQLite connections with ``wal_autocheckpoint=0``
+  and nothing checkpointing (the WAL grows for the whole run): what the
+  checkpoints that commits run every 1,000 WAL pages cost the requests.
+- ``bg-checkpoint``: ``wal_autocheckpoint=0`` and a thread per worker that
+  runs ``PRAGMA wal_checkpoint(PASSIVE)`` every 100 ms on a connection of
+  its own, outside the append lock.
 - ``lock-stats``: no change of behaviour; measures how long append
   transactions wait for and hold the append lock, and how often and how
   long they read stored tree nodes (see ``_lock_stats``).
@@ -154,6 +170,89 @@ def _pin_cpu(app) -> None:
         return
 
 
+def _skip_cel(app) -> None:
+    from governance import gate
+
+    original = gate._evaluate
+    cache: dict = {}
+
+    def once(policy_set, context):
+        key = (policy_set.digest, context["model"]["name"], context["version"]["version"],
+               context["environment"])
+        if key not in cache:
+            cache[key] = original(policy_set, context)
+        decision, results, override_id = cache[key]
+        return decision, [dict(r) for r in results], override_id
+
+    gate._evaluate = once
+
+
+def _skip_context(app) -> None:
+    from governance import gate
+
+    original = gate.build_context
+    cache: dict = {}
+
+    def once(conn, model, version, environment, now):
+        key = (model, version, environment)
+        if key not in cache:
+            cache[key] = original(conn, model, version, environment, now)
+        return cache[key]
+
+    gate.build_context = once
+
+
+def _skip_append(app) -> None:
+    import itertools
+    import types
+
+    from ledger.service import Ledger
+
+    original = Ledger.append
+    numbers = itertools.count(10**9 + os.getpid() * 10**6)
+
+    def append(self, kind, actor, subject, payload):
+        if kind != "deployment.decision.recorded":
+            return original(self, kind, actor, subject, payload)
+        self.prepare(kind, actor, subject, payload)
+        return types.SimpleNamespace(seq=next(numbers))
+
+    Ledger.append = append
+
+
+def _sqlite_without_autocheckpoint(background: bool) -> None:
+    import sqlite3
+
+    from sqlalchemy import event
+
+    from ledger import db
+
+    configure = db._configure_sqlite
+    started: set = set()
+
+    def checkpoint_forever(path: str) -> None:
+        connection = sqlite3.connect(path, isolation_level=None, timeout=0)
+        while True:
+            time.sleep(0.1)
+            try:
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.OperationalError:
+                pass  # the other worker's checkpointer is running
+
+    def configure_without(engine) -> None:
+        configure(engine)
+
+        @event.listens_for(engine, "connect")
+        def _no_autocheckpoint(dbapi_connection, _record):
+            dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+            key = (os.getpid(), engine.url.database)
+            if background and key not in started and engine.url.database not in (None, "", ":memory:"):
+                started.add(key)
+                threading.Thread(target=checkpoint_forever, args=(engine.url.database,), daemon=True).start()
+
+    db._configure_sqlite = configure_without
+
+
 def _mmap_on() -> None:
     from ledger import db
 
@@ -161,11 +260,16 @@ def _mmap_on() -> None:
 
 
 VARIANTS = {"auth-cache": _auth_cache, "lock-stats": _lock_stats, "switch-interval": _switch_interval,
-            "pin-cpu": _pin_cpu}
-BEFORE_APP = {"mmap-on": _mmap_on}  # changes that must precede create_app()
+            "pin-cpu": _pin_cpu, "skip-cel": _skip_cel, "skip-context": _skip_context,
+            "skip-append": _skip_append}
+# changes that must precede create_app()
+BEFORE_APP = {"mmap-on": _mmap_on,
+              "no-autocheckpoint": lambda: _sqlite_without_autocheckpoint(background=False),
+              "bg-checkpoint": lambda: _sqlite_without_autocheckpoint(background=True)}
 # Applied in this order whatever was asked; every name of VARIANTS is in it
 # (a test checks), so none can be accepted and silently not applied.
-ORDER = ("auth-cache", "switch-interval", "pin-cpu", "lock-stats")
+ORDER = ("auth-cache", "switch-interval", "pin-cpu", "skip-cel", "skip-context", "skip-append",
+         "lock-stats")
 
 
 def create_app():
