@@ -10,7 +10,11 @@ project dependency). ``--mode gil`` (default) samples only the thread holding
 the GIL, i.e. where the Python CPU goes; ``--mode wall`` samples every
 non-idle thread, waits included. Prints the phase's figures, then the
 functions with the largest inclusive and self shares, and a breakdown by
-stage of the request.
+stage of the request. ``--mode perf`` records the workers with Linux
+``perf`` instead (cpu-clock, 499 Hz, kernel included), and prints the
+workers' CPU per request by shared object and the top symbols: what py-spy
+cannot see (SQLite's and CEL's C code, the kernel's side of fsync and
+locks).
 
 ``--variant NAME`` serves ``bench.http_variants:create_app()`` instead, the
 app with one experimental change applied from outside (see that module), to
@@ -69,6 +73,41 @@ def attach(pids: list[int], seconds: float, mode: str, outdir: Path, phase: str)
             cmd.append("--threads")
         procs.append((out, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
     return procs
+
+
+PERF_HZ = 499
+
+
+def attach_perf(pids: list[int], seconds: float, outdir: Path, phase: str):
+    out = outdir / f"{phase}-{len(list(outdir.glob(f'{phase}-*.perf')))}.perf"
+    cmd = ["perf", "record", "-e", "cpu-clock", "-F", str(PERF_HZ), "-p", ",".join(map(str, pids)),
+           "-o", str(out), "--", "sleep", str(int(seconds))]
+    return [(out, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))]
+
+
+def analyse_perf(files: list[Path], requests: int, top: int = 30) -> None:
+    """The workers' samples by shared object and by symbol, as CPU per request."""
+    for path in files:
+        if not path.exists():
+            say("  no perf data")
+            continue
+        for sort, limit in (("dso", 15), ("dso,sym", top)):
+            report = subprocess.run(["perf", "report", "-i", str(path), "--stdio", "-n", "-q",
+                                     "--sort", sort], capture_output=True, text=True, timeout=300)
+            rows = []
+            for line in report.stdout.splitlines():
+                fields = line.split()
+                if len(fields) >= 3 and fields[0].endswith("%") and fields[1].isdigit():
+                    rows.append((int(fields[1]), " ".join(fields[2:])))
+            total = sum(n for n, _ in rows)
+            if not total:
+                say(f"  no samples ({report.stderr.strip()[-200:]})")
+                break
+            per = f"{total / PERF_HZ / requests * 1000:.3f} ms of worker CPU per request" if requests else ""
+            say(f"\n  perf, by {sort}: {total:,} samples, {per}")
+            for n, name in sorted(rows, reverse=True)[:limit]:
+                ms = f"{n / PERF_HZ / requests * 1000:7.3f} ms" if requests else ""
+                say(f"    {n / total:6.1%} {ms}  {name[:110]}")
 
 
 def analyse(files: list[Path], top: int = 30) -> None:
@@ -350,7 +389,7 @@ def main(argv=None) -> int:
                     help="comma-separated phases to run (and profile): " + ", ".join(k for k, _ in PHASES))
     ap.add_argument("--config", default=DEFAULT_CONFIG.key, help="server configuration, as in "
                     "bench.http_api --configs (default: what make run starts)")
-    ap.add_argument("--mode", choices=("gil", "wall", "none"), default="gil")
+    ap.add_argument("--mode", choices=("gil", "wall", "perf", "none"), default="gil")
     ap.add_argument("--variants", default="app",  # "" with --anatomy: no HTTP phase
                     help="comma-separated: app (as is), or '+'-joined bench.http_variants names and "
                     "no-access-log, e.g. app,auth-cache,auth-cache+no-access-log")
@@ -381,14 +420,17 @@ def main(argv=None) -> int:
             yield
             return
         workers = [p for p in server.pids() if p != server.proc.pid]
-        procs = attach(workers, args.seconds + 1, args.mode, workdir, name)
+        if args.mode == "perf":
+            procs = attach_perf(workers, args.seconds + 1, workdir, name)
+        else:
+            procs = attach(workers, args.seconds + 1, args.mode, workdir, name)
         try:
             yield
         finally:
             for out, proc in procs:
                 _, err = proc.communicate(timeout=120)
                 if proc.returncode != 0:
-                    say(f"  py-spy: {err.decode(errors='replace')[-400:]}")
+                    say(f"  {args.mode}: {err.decode(errors='replace')[-400:]}")
                 files.setdefault(name, []).append(out)
 
     try:
@@ -429,6 +471,10 @@ def main(argv=None) -> int:
             if "lock-stats" in parts:
                 lock_report(stats_dir)
             for phase in phases if args.mode != "none" else []:
+                if args.mode == "perf":
+                    say(f"\n  perf, {CLIENTS} clients, phase {phase}, variant {variant}")
+                    analyse_perf(files.get(phase, []), result.get(phase, {}).get("ok", 0), args.top)
+                    continue
                 say(f"\n  py-spy --{'gil' if args.mode == 'gil' else 'threads (wall)'}, {CLIENTS} clients, "
                     f"phase {phase}, variant {variant}")
                 analyse(files.get(phase, []), args.top)
