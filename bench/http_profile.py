@@ -10,11 +10,11 @@ project dependency). ``--mode gil`` (default) samples only the thread holding
 the GIL, i.e. where the Python CPU goes; ``--mode wall`` samples every
 non-idle thread, waits included. Prints the phase's figures, then the
 functions with the largest inclusive and self shares, and a breakdown by
-stage of the request. ``--mode perf`` records the workers with Linux
-``perf`` instead (cpu-clock, 499 Hz, kernel included), and prints the
-workers' CPU per request by shared object and the top symbols: what py-spy
-cannot see (SQLite's and CEL's C code, the kernel's side of fsync and
-locks).
+stage of the request. ``--mode perf`` records the workers (and
+PostgreSQL's processes) with Linux ``perf`` instead (cpu-clock, 499 Hz,
+kernel included), and prints their CPU per request by command and shared
+object and the top symbols: what py-spy cannot see (SQLite's and CEL's C
+code, the kernel's side of fsync and locks, the database server).
 
 ``--variant NAME`` serves ``bench.http_variants:create_app()`` instead, the
 app with one experimental change applied from outside (see that module), to
@@ -86,12 +86,12 @@ def attach_perf(pids: list[int], seconds: float, outdir: Path, phase: str):
 
 
 def analyse_perf(files: list[Path], requests: int, top: int = 30) -> None:
-    """The workers' samples by shared object and by symbol, as CPU per request."""
+    """The recorded processes' samples by command and shared object, and by symbol, as CPU per request."""
     for path in files:
         if not path.exists():
             say("  no perf data")
             continue
-        for sort, limit in (("dso", 15), ("dso,sym", top)):
+        for sort, limit in (("comm,dso", 15), ("comm,dso,sym", top)):
             report = subprocess.run(["perf", "report", "-i", str(path), "--stdio", "-n", "-q",
                                      "--sort", sort], capture_output=True, text=True, timeout=300)
             rows = []
@@ -103,7 +103,7 @@ def analyse_perf(files: list[Path], requests: int, top: int = 30) -> None:
             if not total:
                 say(f"  no samples ({report.stderr.strip()[-200:]})")
                 break
-            per = f"{total / PERF_HZ / requests * 1000:.3f} ms of worker CPU per request" if requests else ""
+            per = f"{total / PERF_HZ / requests * 1000:.3f} ms of CPU per request" if requests else ""
             say(f"\n  perf, by {sort}: {total:,} samples, {per}")
             for n, name in sorted(rows, reverse=True)[:limit]:
                 ms = f"{n / PERF_HZ / requests * 1000:7.3f} ms" if requests else ""
@@ -420,8 +420,8 @@ def main(argv=None) -> int:
             yield
             return
         workers = [p for p in server.pids() if p != server.proc.pid]
-        if args.mode == "perf":
-            procs = attach_perf(workers, args.seconds + 1, workdir, name)
+        if args.mode == "perf":  # PostgreSQL's processes too: its CPU per request is part of the cost
+            procs = attach_perf(workers + backend.db_pids(), args.seconds + 1, workdir, name)
         else:
             procs = attach(workers, args.seconds + 1, args.mode, workdir, name)
         try:

@@ -41,6 +41,9 @@ application itself and are gone from here.)
 - ``bg-checkpoint``: ``wal_autocheckpoint=0`` and a thread per worker that
   runs ``PRAGMA wal_checkpoint(PASSIVE)`` every 100 ms on a connection of
   its own, outside the append lock.
+- ``generic-plans``: PostgreSQL connections with ``plan_cache_mode =
+  force_generic_plan``: every prepared statement runs on its generic plan,
+  never planned again for its parameters.
 - ``lock-stats``: no change of behaviour; measures how long append
   transactions wait for and hold the append lock, and how often and how
   long they read stored tree nodes (see ``_lock_stats``).
@@ -253,6 +256,23 @@ def _sqlite_without_autocheckpoint(background: bool) -> None:
     db._configure_sqlite = configure_without
 
 
+def _generic_plans(app) -> None:
+    from sqlalchemy import event
+
+    engine = app.extensions["db_engine"]
+    if engine.dialect.name != "postgresql":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _generic(dbapi_connection, _record):
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        dbapi_connection.execute("SET plan_cache_mode = force_generic_plan")
+        dbapi_connection.autocommit = autocommit
+
+    engine.dispose()  # connections opened before this get the setting when reopened
+
+
 def _mmap_on() -> None:
     from ledger import db
 
@@ -261,7 +281,7 @@ def _mmap_on() -> None:
 
 VARIANTS = {"auth-cache": _auth_cache, "lock-stats": _lock_stats, "switch-interval": _switch_interval,
             "pin-cpu": _pin_cpu, "skip-cel": _skip_cel, "skip-context": _skip_context,
-            "skip-append": _skip_append}
+            "skip-append": _skip_append, "generic-plans": _generic_plans}
 # changes that must precede create_app()
 BEFORE_APP = {"mmap-on": _mmap_on,
               "no-autocheckpoint": lambda: _sqlite_without_autocheckpoint(background=False),
@@ -269,7 +289,7 @@ BEFORE_APP = {"mmap-on": _mmap_on,
 # Applied in this order whatever was asked; every name of VARIANTS is in it
 # (a test checks), so none can be accepted and silently not applied.
 ORDER = ("auth-cache", "switch-interval", "pin-cpu", "skip-cel", "skip-context", "skip-append",
-         "lock-stats")
+         "generic-plans", "lock-stats")
 
 
 def create_app():

@@ -133,3 +133,14 @@ def test_the_checkpoint_variants_take_checkpoints_out_of_the_commits(tmp_path, m
         assert (os.path.getsize(path) > 4096) is checkpointer
     finally:
         engine.dispose()
+
+
+def test_the_generic_plans_variant_sets_the_plan_cache_mode_on_postgresql_only(app):
+    engine = app.extensions["db_engine"]
+    listeners = len(engine.pool.dispatch.connect)
+    http_variants.VARIANTS["generic-plans"](app)
+    if engine.dialect.name != "postgresql":
+        assert len(engine.pool.dispatch.connect) == listeners  # SQLite has no plan cache to set
+        return
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == "force_generic_plan"
