@@ -223,6 +223,9 @@ def _skip_append(app) -> None:
     Ledger.append = append
 
 
+CHECKPOINTERS: list = []  # (thread, stop event) of bg-checkpoint's threads, for whoever must stop them
+
+
 def _sqlite_without_autocheckpoint(background: bool) -> None:
     import sqlite3
 
@@ -233,14 +236,16 @@ def _sqlite_without_autocheckpoint(background: bool) -> None:
     configure = db._configure_sqlite
     started: set = set()
 
-    def checkpoint_forever(path: str) -> None:
+    def checkpoint_until_stopped(path: str, stop: threading.Event) -> None:
         connection = sqlite3.connect(path, isolation_level=None, timeout=0)
-        while True:
-            time.sleep(0.1)
-            try:
-                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.OperationalError:
-                pass  # the other worker's checkpointer is running
+        try:
+            while not stop.wait(0.1):
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.OperationalError:
+                    pass  # the other worker's checkpointer is running
+        finally:
+            connection.close()
 
     def configure_without(engine) -> None:
         configure(engine)
@@ -251,7 +256,11 @@ def _sqlite_without_autocheckpoint(background: bool) -> None:
             key = (os.getpid(), engine.url.database)
             if background and key not in started and engine.url.database not in (None, "", ":memory:"):
                 started.add(key)
-                threading.Thread(target=checkpoint_forever, args=(engine.url.database,), daemon=True).start()
+                stop = threading.Event()
+                thread = threading.Thread(target=checkpoint_until_stopped, args=(engine.url.database, stop),
+                                          daemon=True)
+                CHECKPOINTERS.append((thread, stop))
+                thread.start()
 
     db._configure_sqlite = configure_without
 

@@ -132,6 +132,11 @@ def test_the_checkpoint_variants_take_checkpoints_out_of_the_commits(tmp_path, m
             time.sleep(0.02)
         assert (os.path.getsize(path) > 4096) is checkpointer
     finally:
+        for thread, stop in http_variants.CHECKPOINTERS:
+            stop.set()
+            thread.join(5)
+        assert not any(thread.is_alive() for thread, _ in http_variants.CHECKPOINTERS)
+        http_variants.CHECKPOINTERS.clear()
         engine.dispose()
 
 
