@@ -556,7 +556,7 @@ RAW_ROW = ("2026-11-25T12:00:00.000000Z", "model.version.registered", "author-0"
 # audit row (four), in one durable transaction.
 RAW_CHECK_ENTRY = RAW_ROW[:4] + (os.urandom(3500).hex().encode(), os.urandom(32))
 RAW_CHECK_DECISION = ("credit-risk", "c1", "prod", "allow")
-RAW_CHECK_AUDIT = ("2026-11-25T12:00:00.000000Z", "deployment.decision.recorded", "deployer",
+RAW_CHECK_AUDIT = (RAW_ROW[0], "deployment.decision.recorded", "deployer",
                    "credit-risk", "allow credit-risk@c1 to prod")
 RAW_SHAPES = ("row", "check")
 
@@ -938,15 +938,10 @@ def run_backend(name: str, args, workdir: Path, trivial: dict) -> dict:
         if args.wait_idle:
             wait_until_idle(args.wait_idle)
         say("  raw database limits ...")
-        out["raw"] = {}
-        for shape in RAW_SHAPES:
-            for t in (1, 16):
-                key = str(t) if shape == "row" else f"{shape}{t}"
-                if name == "sqlite":
-                    out["raw"][key] = raw_sqlite(workdir, t, args.requests * 2, min(args.seconds, 10), shape)
-                else:
-                    out["raw"][key] = raw_postgres(backend.url, t, args.requests * 2, min(args.seconds, 10),
-                                                   shape)
+        raw, target = (raw_sqlite, workdir) if name == "sqlite" else (raw_postgres, backend.url)
+        out["raw"] = {(str(t) if shape == "row" else f"{shape}{t}"):
+                      raw(target, t, args.requests * 2, min(args.seconds, 10), shape)
+                      for shape in RAW_SHAPES for t in (1, 16)}
         print_raw(out)
         if args.wait_idle:
             wait_until_idle(args.wait_idle)

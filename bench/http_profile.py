@@ -79,7 +79,7 @@ PERF_HZ = 499
 
 
 def attach_perf(pids: list[int], seconds: float, outdir: Path, phase: str):
-    out = outdir / f"{phase}-{len(list(outdir.glob(f'{phase}-*.perf')))}.perf"
+    out = outdir / f"{phase}-{pids[0]}.perf"  # a new server (and workers) for every variant
     cmd = ["perf", "record", "-e", "cpu-clock", "-F", str(PERF_HZ), "-p", ",".join(map(str, pids)),
            "-o", str(out), "--", "sleep", str(int(seconds))]
     return [(out, subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))]

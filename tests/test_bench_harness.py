@@ -42,14 +42,14 @@ def test_the_removal_variants_skip_what_they_name_and_nothing_else(app, world, m
     from ledger.service import Ledger
 
     calls = {"evaluate": 0, "build_context": 0}
-    for name in calls:
-        real = getattr(gate_module, name if name != "evaluate" else "_evaluate")
+    for name, attribute in (("evaluate", "_evaluate"), ("build_context", "build_context")):
+        real = getattr(gate_module, attribute)
 
         def counted(*args, name=name, real=real):
             calls[name] += 1
             return real(*args)
 
-        monkeypatch.setattr(gate_module, name if name != "evaluate" else "_evaluate", counted)
+        monkeypatch.setattr(gate_module, attribute, counted)
     monkeypatch.setattr(Ledger, "append", Ledger.append)  # restored when the test ends
     gate = Gate(world)
     gate.compliant()
