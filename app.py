@@ -1,8 +1,12 @@
 """Application factory: ``create_app(config=None)`` is the one way in.
 
 Configuration comes from environment variables (documented in README.md);
-tests pass a dict that overrides them. Each package wires itself with an
-``init_app``: the ledger (API, CLI, signer) and the governance domain.
+tests pass a dict that overrides them. This is the one place that wires the
+libraries to Flask: it builds the engine, the ledger, the projector (every
+room's projections, registered here), the policy registry and the OIDC
+validator, then lets each adapter register itself with its ``init_app``:
+``ledger.http``, ``ledger.cli``, ``governance.api``, ``governance.web`` and
+``governance.cli``.
 """
 
 from __future__ import annotations
@@ -22,10 +26,27 @@ from sqlalchemy.exc import DataError, OperationalError, ProgrammingError
 from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
-import governance
-import ledger
+import ledger.cli
+import ledger.http
+from governance import api as governance_api
+from governance import cli as governance_cli
+from governance import web as governance_web
+from governance.approvals import signoffs
+from governance.evidence import records
+from governance.gate import decisions, deployments, overrides
+from governance.identity import tokens
+from governance.identity.oidc import OidcValidator
+from governance.lineage import events
+from governance.policy import registry as policy_registry
+from governance.projections.projector import Projector
+from governance.registry import datasets, models
+from ledger import Ledger, LedgerStore, make_engine, settings_from_config
 from ledger.errors import LedgerError
-from ledger.http import FastJSONProvider, error_body, handle_domain_error
+from ledger.http import FastJSONProvider, error_body
+
+# Every room whose entries have projections, in the order their kinds were introduced.
+PROJECTED_MODULES = (tokens, models, datasets, events, records, signoffs, policy_registry, decisions,
+                     deployments, overrides)
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
@@ -118,13 +139,27 @@ def create_app(config: dict | None = None) -> Flask:
         app.config.update(config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    app.extensions["db_engine"] = ledger.make_engine(app.config["DATABASE_URL"],
-                                                     schema=app.config["DATABASE_SCHEMA"])
-    api = JsonErrorApi(app)
-    ledger_service = ledger.init_app(app, api)
-    governance.init_app(app, api)
+    engine = app.extensions["db_engine"] = make_engine(app.config["DATABASE_URL"],
+                                                       schema=app.config["DATABASE_SCHEMA"])
+    ledger_service = app.extensions["ledger"] = Ledger(LedgerStore(engine), settings_from_config(app.config))
+    projector = app.extensions["projector"] = Projector(PROJECTED_MODULES)
+    ledger_service.add_projector(projector.project)
+    app.extensions["policies"] = policy_registry.PolicyRegistry(app.config["POLICY_DIR"], ledger_service)
+    if app.config.get("OIDC_ISSUER"):
+        app.extensions["oidc"] = OidcValidator(
+            issuer=app.config["OIDC_ISSUER"], audience=app.config["OIDC_AUDIENCE"],
+            jwks_file=app.config["OIDC_JWKS_FILE"],
+            roles_claim=app.config.get("OIDC_ROLES_CLAIM") or "roles",
+            principal_claim=app.config.get("OIDC_PRINCIPAL_CLAIM") or "sub",
+            algorithms=tuple((app.config.get("OIDC_ALGORITHMS") or "RS256,ES256,EdDSA").split(",")))
 
-    app.register_error_handler(LedgerError, handle_domain_error)
+    api = JsonErrorApi(app)
+    ledger.http.init_app(app, api)
+    ledger.cli.init_app(app)
+    governance_api.init_app(app, api)
+    governance_web.init_app(app)
+    governance_cli.init_app(app)
+
     app.register_error_handler(DataError, _value_refused_by_database)
     app.register_error_handler(OperationalError, _database_unavailable)
     app.register_error_handler(ProgrammingError, _database_unavailable)
@@ -238,8 +273,9 @@ def _register_health(app: Flask) -> None:
                 checks["ledger"] = "ok"
             except LedgerError as e:
                 checks["ledger"] = str(e)
-        for name, check in governance.readiness_checks(app).items():
-            checks[name] = check
+        checks["policies"] = app.extensions["policies"].status()
+        if "oidc" in app.extensions:
+            checks["oidc"] = "ok" if Path(app.config["OIDC_JWKS_FILE"]).is_file() else "JWKS file missing"
         ready = all(v == "ok" or v.startswith(("ok ", "warn:")) for v in checks.values())
         return jsonify({"status": "ready" if ready else "not ready", "checks": checks}), (200 if ready else 503)
 

@@ -41,8 +41,10 @@ Beside them, in the same run: a trivial WSGI JSON app under the same
 server settings (the ceiling of the server on this machine); the durable
 one-row-per-commit rate of the database with the plain driver (sqlite3 with
 WAL + synchronous=FULL, psycopg with synchronous_commit=on), with 1 and with
-16 connections; the pure evaluation time of the policy set
-(``governance.policy_engine.evaluate`` on a built context) and what the
+16 connections, for a ledger-like row and for what a deployment check writes
+(a 7 KB entry, a decision row and an audit row in one transaction; the checks
+are compared with that); the pure evaluation time of the policy set
+(``governance.policy.engine.evaluate`` on a built context) and what the
 in-process parts of a check cost; and MLflow's model registry
 (``mlflow server``, installed in ``bench/.mlflow-venv``, over a SQLite file)
 creating model versions over HTTP with the same client (``--skip-mlflow`` to
@@ -67,7 +69,6 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -164,9 +165,8 @@ class Backend:
         the fill out later, and the planner's statistics predate the seed; so
         ``VACUUM (ANALYZE)`` then ``CHECKPOINT``. SQLite: a truncating WAL
         checkpoint. This does not remove every advantage of measuring second
-        (stop 11, docs/performance-http.md: PostgreSQL write phases of the
-        first server run after the seed were still 30 % slower than the same
-        server's next run).
+        (docs/performance.md: on PostgreSQL the first server configuration
+        measured after the seed still writes more slowly than the next).
         """
         if self.name == "sqlite":
             conn = sqlite3.connect(self.workdir / "ledger.db")
@@ -378,7 +378,7 @@ def fill_audit(env: dict, total: int, backend: Backend, seed_value: int = 202611
     seconds = time.perf_counter() - t0
     engine = app.extensions["db_engine"]
     # The cursor of the page that starts after the DEEP_OFFSET newest events of a model.
-    from governance.audit import encode_cursor
+    from governance.audit.trail import encode_cursor
 
     sample = random.Random(7).sample(range(models), min(models, 256))
     deep = []
@@ -404,11 +404,6 @@ PHASES = (("healthz", "GET /healthz"), ("registrations", "registrations"), ("evi
           ("checks", "deployment checks"))
 
 
-@contextmanager
-def _nothing():
-    yield
-
-
 def decision_allow(status: int, body: bytes) -> None:
     from .http_load import HttpError
 
@@ -417,33 +412,21 @@ def decision_allow(status: int, body: bytes) -> None:
 
 
 def run_config(backend: Backend, env: dict, config: WorkerConfig, tokens: dict[str, str],
-               deep: list, args, logdir: Path, app_spec: str = "app:create_app()",
-               phases=None, hook=None, tag: str | None = None, access_log: bool = True) -> dict:
-    """Start the server with ``config`` and run every phase (or those in ``phases``) against it.
-
-    ``hook(name, server)``, if given, returns a context manager entered around
-    each measured phase (the profiler attaches there). Registrations always run
-    when a later write phase does: their versions are what evidence and
-    approvals are about.
-    """
-    tag = tag or config.key
-    server = start_server(app_spec, config, env, logdir, f"{backend.name}-{tag}", access_log=access_log)
+               deep: list, args, logdir: Path, tag: str) -> dict:
+    """Start the app under ``config``'s server and run every phase against it."""
+    server = start_server("app:create_app()", config, env, logdir, f"{backend.name}-{tag}")
     groups = {"server": server.pids, "db": backend.db_pids}
     bound = dict(clients=CLIENTS, max_requests=args.requests, max_seconds=args.seconds,
                  cpu_groups=groups)
-    out: dict = {"config": config.label, "title": config.title, "default": config == DEFAULT_CONFIG and app_spec == "app:create_app()"}
-    wanted = set(phases or [k for k, _ in PHASES])
-    if wanted & {"evidence", "approvals"}:
-        wanted.add("registrations")
+    out: dict = {"config": config.label, "title": config.title, "default": config == DEFAULT_CONFIG}
+    wanted = {k for k, _ in PHASES}
     if not deep:
         wanted -= {"audit_deep", "audit_deep_1"}
     if args.audit_events < 1000:
         wanted -= {"audit_first", "audit_first_1"}
 
     def measure(key, *a, **kw):
-        if key not in wanted:
-            return
-        with (hook(key, server) if hook else _nothing()):
+        if key in wanted:
             out[key] = run_phase(*a, **kw).as_json()
 
     try:
@@ -479,7 +462,7 @@ def run_config(backend: Backend, env: dict, config: WorkerConfig, tokens: dict[s
         measure("registrations", "registrations", server.port, register, expect=(201,),
                 after=registered_ok, **bound)
         versions = [(f"reg-{i:02d}", f"{tag}.{i}.{n}") for i in range(CLIENTS) for n in registered[i]]
-        if not versions and "registrations" in wanted:
+        if not versions:
             raise RuntimeError("no version was registered")
         # Interleave clients so that every slice of the list mixes models.
         versions.sort(key=lambda mv: (int(mv[1].rsplit(".", 1)[1]), mv[0]))
@@ -690,9 +673,9 @@ def measure_policy(env: dict, n: int) -> dict:
     import orjson
 
     from app import create_app
-    from governance import gate
-    from governance.policy_context import build_context
-    from governance.policy_engine import evaluate
+    from governance.gate import decisions
+    from governance.policy.context import build_context
+    from governance.policy.engine import evaluate
     from ledger.canonical import storable_canonical_bytes
 
     app = create_app(app_config(env))
@@ -730,7 +713,7 @@ def measure_policy(env: dict, n: int) -> dict:
         }
     # The whole check in-process (context, evaluation, durable append with its projection),
     # without HTTP, authentication or request parsing.
-    result["gate_check"] = timed(lambda: gate.check(ledger, registry, Principals.deployer, "credit-risk",
+    result["gate_check"] = timed(lambda: decisions.check(ledger, registry, Principals.deployer, "credit-risk",
                                                     CHECK_VERSIONS[1], "prod", 900), max(50, n // 10))
     engine.dispose()
     return result
@@ -784,8 +767,8 @@ def summary_rows(b: dict, trivial: dict) -> list[dict]:
                "trivial_default": trivial.get(DEFAULT_CONFIG.label, {}).get("per_s"),
                "trivial_best": trivial.get(best["config"], {}).get("per_s")}
         if key in ("registrations", "evidence", "approvals", "checks"):
-            # checks beside raw commits of what a check writes, when the run measured them
-            one, sixteen = raw_keys(b, key)
+            # checks beside raw commits of what a check writes, the other writes beside one-row commits
+            one, sixteen = raw_keys(key)
             row["raw16_ratio"] = bb["per_s"] / b["raw"][sixteen]["per_s"]
             row["raw1_ratio"] = bb["per_s"] / b["raw"][one]["per_s"]
         if key == "registrations":
@@ -814,11 +797,9 @@ def summary_rows(b: dict, trivial: dict) -> list[dict]:
     return rows
 
 
-def raw_keys(b: dict, phase: str) -> tuple[str, str]:
+def raw_keys(phase: str) -> tuple[str, str]:
     """The raw-commit figures (1 and 16 connections) a write phase is compared with."""
-    if phase == "checks" and "check16" in b["raw"]:
-        return "check1", "check16"
-    return "1", "16"
+    return ("check1", "check16") if phase == "checks" else ("1", "16")
 
 
 def trivial_ratio(row: dict) -> float | None:
@@ -826,12 +807,12 @@ def trivial_ratio(row: dict) -> float | None:
     return row["best"]["per_s"] / row["trivial_best"] if row.get("trivial_best") else None
 
 
-def target_status(row: dict, met: str = "met", missed: str = "MISSED") -> str:
+def target_status(row: dict) -> str:
     """The row's target with its verdict (best configuration, then the default), or ''."""
     if not row.get("target"):
         return ""
     default = "met" if row["met_default"] else "missed"
-    return f"{row['target']}  {met if row['met'] else missed} (default: {default})"
+    return f"{row['target']}  {'met' if row['met'] else 'MISSED'} (default: {default})"
 
 
 def print_summary(b: dict, trivial: dict) -> None:
@@ -853,17 +834,11 @@ def print_raw(b: dict) -> None:
     say(f"  raw durable one-row commits ({what}): 1 connection {r1['per_s']:,.0f}/s "
         f"(p50 {r1['p50_ms']:.2f} ms), 16 connections {r16['per_s']:,.0f}/s "
         f"(p50 {r16['p50_ms']:.2f} ms, p99 {r16['p99_ms']:.2f} ms)")
-    if "check16" in b["raw"]:
-        say("  " + check_shaped_text(b))
-
-
-def check_shaped_text(b: dict) -> str:
-    """The raw check-shaped commit figures of a backend's run, as a sentence."""
     c1, c16 = b["raw"]["check1"], b["raw"]["check16"]
-    return (f"Raw durable check-shaped commits (a 7 KB entry, a decision row, an audit row with 4 "
-            f"indexes; the checks row compares with these): 1 connection {c1['per_s']:,.0f}/s "
-            f"(p50 {c1['p50_ms']:.2f} ms), 16 connections {c16['per_s']:,.0f}/s "
-            f"(p50 {c16['p50_ms']:.2f} ms, p99 {c16['p99_ms']:.2f} ms).")
+    say(f"  raw durable check-shaped commits (a 7 KB entry, a decision row, an audit row with 4 "
+        f"indexes; the checks row compares with these): 1 connection {c1['per_s']:,.0f}/s "
+        f"(p50 {c1['p50_ms']:.2f} ms), 16 connections {c16['per_s']:,.0f}/s "
+        f"(p50 {c16['p50_ms']:.2f} ms, p99 {c16['p99_ms']:.2f} ms)")
 
 
 def print_policy(b: dict) -> None:

@@ -144,8 +144,7 @@ class Server:
 
 
 def start_server(app_spec: str, config: WorkerConfig, env: dict, log_dir: Path, tag: str,
-                 access_log: bool = True, ready_path: str = "/healthz",
-                 extra: list[str] | None = None) -> Server:
+                 ready_path: str = "/healthz") -> Server:
     """Start ``app_spec`` as ``make run`` does (bind 127.0.0.1, access log), with ``config``'s server.
 
     gunicorn writes its access log to a file; granian's access log goes
@@ -154,17 +153,15 @@ def start_server(app_spec: str, config: WorkerConfig, env: dict, log_dir: Path, 
     port = free_port()
     access = log_dir / f"{tag}-access.log"
     if config.server == "granian":
-        cmd = [str(VENV_BIN / "granian"), "--host", "127.0.0.1", "--port", str(port), *config.args()]
-        if access_log:
-            cmd += ["--access-log"]
+        cmd = [str(VENV_BIN / "granian"), "--host", "127.0.0.1", "--port", str(port), *config.args(),
+               "--access-log"]
         if app_spec.endswith("()"):
             cmd += ["--factory"]
             app_spec = app_spec[:-2]
     else:
-        cmd = [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", *config.args()]
-        if access_log:
-            cmd += ["--access-logfile", str(access)]
-    cmd += list(extra or []) + [app_spec]
+        cmd = [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", *config.args(),
+               "--access-logfile", str(access)]
+    cmd.append(app_spec)
     server = Server(f"{config.title} ({app_spec})", cmd, port, env,
                     log_dir / f"{tag}-{config.server}.log", ready_path)
     server.wait_ready()

@@ -1,7 +1,8 @@
-"""A trivial WSGI app: the ceiling of gunicorn itself on this machine.
+"""A trivial WSGI app: the ceiling of the HTTP server itself on this machine.
 
-``gunicorn 'bench.http_trivial:app'`` with the same settings as the real app
-answers every request with a small JSON object; no framework, no database.
+Served by ``bench.http_api`` under each server configuration with the same
+settings as the real app (access log on), it answers every request with a
+small JSON object; no framework, no database.
 """
 
 from __future__ import annotations

@@ -34,23 +34,18 @@ of the machine's CPU other processes used meanwhile ("other load"): on a
 shared machine, rerun (``--wait-idle``) until it is near zero.
 
 Results are printed as one table per backend and written as JSON to
-``bench/results/`` (ignored by git). ``--profile`` additionally runs each of
-the ledger's phases under cProfile (slower: its figures are not the
-benchmark's) and prints where the time goes.
+``bench/results/`` (ignored by git).
 """
 
 from __future__ import annotations
 
 import argparse
-import cProfile
 import gc
 import hashlib
-import io
 import json
 import logging
 import math
 import os
-import pstats
 import random
 import shutil
 import sqlite3
@@ -454,45 +449,9 @@ def app_config(url: str, schema: str | None, workdir: Path) -> dict:
     }
 
 
-# -- profiling ----------------------------------------------------------------------------
-
-class Profiler:
-    """Optional cProfile around the ledger's calls, one profile per phase."""
-
-    def __init__(self, directory: Path | None, backend: str):
-        self.directory = directory
-        self.backend = backend
-        self.profiles: dict[str, cProfile.Profile] = {}
-
-    @contextmanager
-    def phase(self, name: str):
-        if self.directory is None:
-            yield
-            return
-        profile = self.profiles.setdefault(name, cProfile.Profile())
-        profile.enable()
-        try:
-            yield
-        finally:
-            profile.disable()
-
-    def report(self) -> None:
-        if self.directory is None:
-            return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        for name, profile in self.profiles.items():
-            path = self.directory / f"{self.backend}-{name}.pstats"
-            profile.dump_stats(path)
-            out = io.StringIO()
-            stats = pstats.Stats(profile, stream=out)
-            stats.sort_stats("tottime").print_stats(14)
-            say(f"--- profile {self.backend}/{name} (by own time; {path}) ---")
-            say("\n".join(out.getvalue().splitlines()[4:]))
-
-
 # -- measurements -------------------------------------------------------------------------
 
-def measure_fill(ledger, backend, pool: ItemPool, entries: int, batch: int, profiler: Profiler) -> dict:
+def measure_fill(ledger, backend, pool: ItemPool, entries: int, batch: int) -> dict:
     """Fill to ``entries`` with append_many; after each batch, the same rows raw."""
     ours = raw = 0.0
     done = 0
@@ -501,8 +460,7 @@ def measure_fill(ledger, backend, pool: ItemPool, entries: int, batch: int, prof
     while done < entries:
         items = pool.take(min(batch, entries - done))
         t0 = perf()
-        with profiler.phase("batch"):
-            results = ledger.append_many(items)
+        results = ledger.append_many(items)
         t1 = perf()
         rows = [backend.shape.row(r) for r in results]
         t2 = perf()
@@ -518,7 +476,7 @@ def measure_fill(ledger, backend, pool: ItemPool, entries: int, batch: int, prof
             "ours_per_s": rate(done, ours), "raw_per_s": rate(done, raw)}
 
 
-def measure_single(ledger, backend, pool: ItemPool, n: int, profiler: Profiler) -> dict:
+def measure_single(ledger, backend, pool: ItemPool, n: int) -> dict:
     """n durable single appends against n one-row commits, alternating rounds of ROUND."""
     ours_t: list[float] = []
     raw_t: list[float] = []
@@ -528,11 +486,10 @@ def measure_single(ledger, backend, pool: ItemPool, n: int, profiler: Profiler) 
     while len(ours_t) < n:
         items = pool.take(min(ROUND, n - len(ours_t)))
         appended = []
-        with profiler.phase("single"):
-            for item in items:
-                t0 = perf()
-                appended.append(ledger.append(item["kind"], item["actor"], item["subject"], item["payload"]))
-                ours_t.append(perf() - t0)
+        for item in items:
+            t0 = perf()
+            appended.append(ledger.append(item["kind"], item["actor"], item["subject"], item["payload"]))
+            ours_t.append(perf() - t0)
         rows = [backend.shape.row(e) for e in appended]
         for row in rows:
             t0 = perf()
@@ -564,14 +521,13 @@ def raw_verify(backend) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
-def measure_verify(ledger, backend, profiler: Profiler) -> dict:
+def measure_verify(ledger, backend) -> dict:
     """verify_full between two raw passes (the better raw pass is the limit)."""
     gc.collect()
     raw_n1, raw_s1 = raw_verify(backend)
     gc.collect()
     t0 = time.perf_counter()
-    with profiler.phase("verify"):
-        report = LedgerVerifier(ledger).verify_full()
+    report = LedgerVerifier(ledger).verify_full()
     ours_s = time.perf_counter() - t0
     if not report.ok:
         raise SystemExit(f"verification FAILED: {report.summary()}")
@@ -619,7 +575,7 @@ def _rows_needed(ranges: list[tuple[int, int]], sizes: list[int], leaf: int | No
     return sorted({n.last_leaf for n in nodes})
 
 
-def measure_proofs(ledger, backend, n: int, profiler: Profiler, seed: int = 7) -> dict:
+def measure_proofs(ledger, backend, n: int, seed: int = 7) -> dict:
     """n random inclusion and n random consistency proofs; raw and in-memory baselines."""
     rng = random.Random(seed)
     size = ledger.size()
@@ -634,19 +590,17 @@ def measure_proofs(ledger, backend, n: int, profiler: Profiler, seed: int = 7) -
         ledger.consistency_proof(max(1, seq), size)
 
     inc_t, inc_sizes, signed = [], [], 0
-    with profiler.phase("inclusion"):
-        for seq in seqs:
-            t0 = perf()
-            proof = ledger.inclusion_proof(seq)
-            inc_t.append(perf() - t0)
-            inc_sizes.append(proof.tree_size)
-            signed += proof.checkpoint is not None
+    for seq in seqs:
+        t0 = perf()
+        proof = ledger.inclusion_proof(seq)
+        inc_t.append(perf() - t0)
+        inc_sizes.append(proof.tree_size)
+        signed += proof.checkpoint is not None
     cons_t = []
-    with profiler.phase("consistency"):
-        for first, second in pairs:
-            t0 = perf()
-            ledger.consistency_proof(first, second)
-            cons_t.append(perf() - t0)
+    for first, second in pairs:
+        t0 = perf()
+        ledger.consistency_proof(first, second)
+        cons_t.append(perf() - t0)
     signed /= len(inc_sizes)
 
     # Raw limit: the one plain-driver query that returns every stored node a proof needs.
@@ -782,7 +736,6 @@ def backfill_audit(engine, name: str) -> float | None:
 def run_backend(name: str, args, sha: dict) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix=f"ledger-bench-{name}-"))
     backend = BACKENDS[name](workdir, args)
-    profiler = Profiler(args.profile, name)
     app = None
     started = time.perf_counter()
     try:
@@ -828,14 +781,14 @@ def run_backend(name: str, args, sha: dict) -> dict:
         say(f"[{backend.label}] filling to {args.entries:,} entries (append_many x {args.batch:,}) ...")
         gc.collect()
         with watch("fill"):
-            fill = measure_fill(ledger, backend, pool, args.entries, args.batch, profiler)
+            fill = measure_fill(ledger, backend, pool, args.entries, args.batch)
         fill["checkpoint_s"] = signing_time["s"]
         fill["checkpoints"] = signing_time["n"]
         note("single appends")
         gc.collect()
         before = dict(signing_time)
         with watch("single"):
-            single = measure_single(ledger, backend, pool, args.single, profiler)
+            single = measure_single(ledger, backend, pool, args.single)
         single["checkpoints"] = signing_time["n"] - before["n"]
 
         projected = None
@@ -846,20 +799,19 @@ def run_backend(name: str, args, sha: dict) -> dict:
             note("appends with the governance projection")
             gc.collect()
             with watch("projected_fill"):
-                p_fill = measure_fill(ledger, backend, pool, args.projected_batches * args.batch,
-                                      args.batch, Profiler(None, name))
+                p_fill = measure_fill(ledger, backend, pool, args.projected_batches * args.batch, args.batch)
             gc.collect()
             with watch("projected_single"):
-                p_single = measure_single(ledger, backend, pool, args.projected_single, Profiler(None, name))
+                p_single = measure_single(ledger, backend, pool, args.projected_single)
             projected = {"projectors": [getattr(p, "__module__", "?") + "." + getattr(p, "__name__", "?")
                                         for p in attached],
                          "audit_backfill_s": backfill_s, "fill": p_fill, "single": p_single}
         note("full verification")
         with watch("verify"):
-            verify = measure_verify(ledger, backend, profiler)
+            verify = measure_verify(ledger, backend)
         note("proofs")
         with watch("proofs"):
-            proofs = measure_proofs(ledger, backend, args.proofs, profiler)
+            proofs = measure_proofs(ledger, backend, args.proofs)
         stored, mirrored = count_checkpoints(ledger)
         result = {
             "backend": name, "version": backend.version(), "entries": ledger.size(),
@@ -873,7 +825,6 @@ def run_backend(name: str, args, sha: dict) -> dict:
             "interference": interference,
         }
         print_table(result)
-        profiler.report()
         return result
     finally:
         backend.close()
@@ -1001,8 +952,6 @@ def parse_args(argv=None):
                     help="PostgreSQL server to create the bench_<pid> database on "
                          f"(default {DEFAULT_PG_URL}, or $BENCH_PG_URL)")
     ap.add_argument("--json", type=Path, help="write results here (default bench/results/ledger-<time>.json)")
-    ap.add_argument("--profile", type=Path, metavar="DIR",
-                    help="also run the ledger's phases under cProfile and save .pstats files in DIR")
     ap.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
                     help="before each backend, wait up to this long for the machine's CPUs to be idle")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")

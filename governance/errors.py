@@ -1,8 +1,8 @@
-"""Errors of the governance domain, and the one table mapping them to HTTP.
+"""Errors of the governance domain.
 
-Services raise these; the handler registered in ``governance/__init__.py``
-renders them with the same body shape as every other error
-(``ledger.http.error_body``).
+Rooms raise these; the HTTP adapter (``api/errors.py``) maps them to
+statuses and renders them with the same body shape as every other error,
+the pages adapter as HTML.
 """
 
 from __future__ import annotations
@@ -45,19 +45,3 @@ class ConflictError(GovernanceError):
 
 class InvalidRequestError(GovernanceError, ValueError):
     """The request is well-formed but semantically unacceptable."""
-
-
-HTTP_STATUS: dict[type, int] = {
-    AuthenticationError: 401,
-    PermissionDeniedError: 403,
-    NotFoundError: 404,
-    ConflictError: 409,
-    InvalidRequestError: 422,
-}
-
-
-def status_of(error: GovernanceError) -> int:
-    """Return the HTTP status of a governance error."""
-    from ledger.http import status_for
-
-    return status_for(error, HTTP_STATUS, default=400)

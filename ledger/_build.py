@@ -2,10 +2,11 @@
 
 Run by ``make setup`` (so by ``make run`` and ``make test``). Uses
 setuptools' ``build_ext``, which compiles only when the source is newer than
-the built module, with the interpreter's own compiler flags. Needs a C
-compiler and the Python headers (Debian: ``gcc`` and ``python3-dev``, both on
-the machines this project runs on). Without the module the ledger still works,
-with the same bytes, through the Python walk (``canonical._fast_path_admits_py``).
+the built module, with the interpreter's own compiler flags. It needs a C
+compiler and the Python headers (Debian: ``gcc`` and ``python3-dev``). Where
+they are missing the build says so and exits 0: the ledger then works with
+the same bytes through the Python walk (``canonical._fast_path_admits_py``),
+with batched appends about 15 % slower.
 """
 
 from __future__ import annotations
@@ -39,9 +40,17 @@ def build(force: bool = False) -> Path:
 def main(argv: list[str] | None = None) -> int:
     import os
 
+    from setuptools.errors import CCompilerError, ExecError, PlatformError
+
     argv = sys.argv[1:] if argv is None else argv
     os.chdir(ROOT)  # build_ext --inplace resolves package directories from here
-    path = build(force="--force" in argv)
+    try:
+        path = build(force="--force" in argv)
+    except (CCompilerError, ExecError, PlatformError) as e:
+        print(f"ledger._speedups not built ({e}); the ledger uses its Python walk instead "
+              "(same bytes, slower batched appends). Install a C compiler and the Python "
+              "headers (Debian: gcc, python3-dev) to build it.", file=sys.stderr)
+        return 0
     print(f"built {path.relative_to(ROOT)}")
     return 0
 

@@ -148,50 +148,35 @@ def _fast_path_admits_py(value, depth: int = 0) -> int:
         return not _ORJSON_DIFFERS_FROM <= abs(value) < _ORJSON_DIFFERS_TO
     if depth >= _MAX_DEPTH:
         return False
-    verdict = True
     if kind is dict:
-        for key, child in value.items():
+        for key in value:
             if type(key) is not str or not key.isascii() and max(key, default="") >= _BMP_LIMIT:
                 return False
-            child_kind = type(child)
-            if child_kind is str or child_kind is bool or child is None:
+        children = value.values()
+    elif kind is list:
+        children = value
+    else:
+        return False
+    verdict = True
+    for child in children:
+        child_kind = type(child)
+        if child_kind is str or child_kind is bool or child is None:
+            continue
+        if child_kind is int:
+            if -MAX_SAFE_INTEGER <= child <= MAX_SAFE_INTEGER:
                 continue
-            if child_kind is int:
-                if -MAX_SAFE_INTEGER <= child <= MAX_SAFE_INTEGER:
-                    continue
+            return False
+        if child_kind is float and not child.is_integer():  # inline: no call per float
+            if child != child or child in _INFINITIES or (
+                    _ORJSON_DIFFERS_FROM <= abs(child) < _ORJSON_DIFFERS_TO):
                 return False
-            if child_kind is float and not child.is_integer():  # inline: no call per float
-                if child != child or child in _INFINITIES or (
-                        _ORJSON_DIFFERS_FROM <= abs(child) < _ORJSON_DIFFERS_TO):
-                    return False
-                continue
-            found = _fast_path_admits_py(child, depth + 1)
-            if not found:
-                return False
-            if found == _NORMALISE:
-                verdict = _NORMALISE
-        return verdict
-    if kind is list:
-        for child in value:
-            child_kind = type(child)
-            if child_kind is str or child_kind is bool or child is None:
-                continue
-            if child_kind is int:
-                if -MAX_SAFE_INTEGER <= child <= MAX_SAFE_INTEGER:
-                    continue
-                return False
-            if child_kind is float and not child.is_integer():  # inline: no call per float
-                if child != child or child in _INFINITIES or (
-                        _ORJSON_DIFFERS_FROM <= abs(child) < _ORJSON_DIFFERS_TO):
-                    return False
-                continue
-            found = _fast_path_admits_py(child, depth + 1)
-            if not found:
-                return False
-            if found == _NORMALISE:
-                verdict = _NORMALISE
-        return verdict
-    return False
+            continue
+        found = _fast_path_admits_py(child, depth + 1)
+        if not found:
+            return False
+        if found == _NORMALISE:
+            verdict = _NORMALISE
+    return verdict
 
 
 try:  # the same walk in C; see the module docstring

@@ -51,3 +51,7 @@ class LedgerUnavailableError(LedgerError):
 
 class SignerStateError(LedgerError):
     """The signer's external state file is unreadable or inconsistent."""
+
+
+class IndexCorruptError(LedgerError):
+    """A stored Merkle node is missing or has the wrong length."""

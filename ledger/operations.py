@@ -21,7 +21,7 @@ from .entry import utc_timestamp
 from .errors import RollbackError, SigningKeyError
 from .keys import TrustedKey
 from .signing import ALGORITHM, generate_key_file
-from .store import PublicKeyRecord
+from .records import PublicKeyRecord
 
 
 def rotate_key(ledger, actor: str) -> dict:

@@ -1,104 +1,34 @@
 """Persistence of entries, checkpoints and public keys, behind one class.
 
-SQL lives here and only here. Rows become plain values (:class:`StoredEntry`,
-:class:`StoredCheckpoint`, :class:`PublicKeyRecord`) in this module. The hot
-statements go to the driver directly (``exec_driver_sql`` with tuples) because
-SQLAlchemy's per-row parameter processing would cost more than the insert
-itself (see ``docs/performance.md``). The schema is created by Alembic
+SQL lives here and only here. Rows become plain values (``records.py``) in
+this module. The hot statements go to the driver directly (``driver.py``)
+because SQLAlchemy's per-row parameter processing would cost more than the
+insert itself. The schema is created by Alembic
 (``migrations/``), including the triggers that make entries and checkpoints
 append-only; this module never issues UPDATE or DELETE on them.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
-import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
 import orjson
-from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from .db import WRITE_OPTION, driver_rows, driver_sql, is_sqlite
+from .db import is_sqlite
+from .driver import CombinedInsert, driver_cursor, driver_rows, driver_sql
 from .entry import hashed_timestamp
-from .errors import LedgerError, LedgerUnavailableError
+from .errors import IndexCorruptError, LedgerError, LedgerUnavailableError
 from .merkle import HASH_SIZE, Node
+from .records import Head, PendingWrites, PublicKeyRecord, StoredCheckpoint, StoredEntry
+from .writer_lock import LOCKED_MESSAGE, WriterConnection, WriterGate, is_locked_error
 
 ENTRY_TABLE = "ledger_entry"
 CHECKPOINT_TABLE = "ledger_checkpoint"
 KEY_TABLE = "ledger_key"
 ENTRY_COLUMNS = "seq, canonical, leaf_hash, nodes"
-
-
-class IndexCorruptError(LedgerError):
-    """A stored Merkle node is missing or has the wrong length."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEntry:
-    """One ledger entry: its stored bytes, and the fields read from them."""
-
-    seq: int
-    ts: str
-    kind: str
-    actor: str
-    subject: str
-    canonical: bytes
-    leaf_hash: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Head:
-    """The last entry: what the next append chains to."""
-
-    seq: int
-    leaf_hash: bytes
-    ts: str
-    prev_leaf_hash: bytes | None = None  # of entry seq - 1: a frontier one entry behind can be extended
-
-
-@dataclass(frozen=True, slots=True)
-class StoredCheckpoint:
-    """A signed checkpoint row."""
-
-    id: int
-    tree_size: int
-    root_hash: bytes
-    timestamp: str
-    key_id: str
-    note: str
-
-
-@dataclass(frozen=True, slots=True)
-class PublicKeyRecord:
-    """A public signing key the ledger has used."""
-
-    key_id: str
-    public_key: bytes
-    algorithm: str
-    name: str
-    created: str
-    retired: str | None
-
-
-class PendingWrites:
-    """What a write transaction inserts just before ``COMMIT``.
-
-    ``entries``: ledger rows ``(seq, canonical, leaf_hash, nodes)``.
-    ``deferred``: ``(insert statement, [row dicts])`` of projection tables
-    that nothing reads inside the transaction (the audit rows); on PostgreSQL
-    they travel with the entry inserts and ``COMMIT`` in one round trip.
-    """
-
-    __slots__ = ("entries", "deferred")
-
-    def __init__(self):
-        self.entries: list[tuple] = []
-        self.deferred: list[tuple] = []
 
 
 class LedgerStore:
@@ -125,14 +55,12 @@ class LedgerStore:
         self._head_sql = (f"SELECT h.seq, h.leaf_hash, h.canonical, p.leaf_hash FROM {ENTRY_TABLE} h "
                           f"LEFT JOIN {ENTRY_TABLE} p ON p.seq = h.seq - 1 ORDER BY h.seq DESC LIMIT 1")
         database = engine.url.database if self.sqlite else None
-        self._writer_gate = _WriterGate(f"{database}.append-lock" if database and database != ":memory:"
+        self._writer_gate = WriterGate(f"{database}.append-lock" if database and database != ":memory:"
                                         else None)
-        self._writer = _WriterConnection(engine)
+        self._writer = WriterConnection(engine)
         self._dbapi_error = engine.dialect.loaded_dbapi.Error
-        # PostgreSQL: deferred inserts compiled with positional parameters, to
-        # share one statement with the entry's (see _one_insert)
-        self._positional_dialect = None if self.sqlite else type(engine.dialect)(paramstyle="format")
-        self._one_insert_sql: dict = {}
+        # PostgreSQL: an entry and its deferred rows in one statement
+        self._combined_insert = None if self.sqlite else CombinedInsert(engine.dialect, self._insert_entry)
 
     # -- transactions ---------------------------------------------------------
 
@@ -161,12 +89,12 @@ class LedgerStore:
 
         The process's writes are serialised (the thread lock of the writer
         gate, then the database lock), so they share one kept connection
-        instead of taking one from the pool per transaction; see
-        :class:`_WriterConnection`. On PostgreSQL, ``BEGIN``, the advisory
-        lock and the head go to the server in one pipeline (one round trip
-        instead of three, prepared statements); each statement still takes
-        its own snapshot (READ COMMITTED), so the head is read after the lock
-        is held. The entry inserts and ``COMMIT`` are a second pipeline: a
+        instead of taking one from the pool per transaction (see
+        ``writer_lock.py``). On PostgreSQL, ``BEGIN``, the advisory lock and
+        the head go to the server in one pipeline (one round trip instead of
+        three, prepared statements); each statement still takes its own
+        snapshot (READ COMMITTED), so the head is read after the lock is
+        held. The entry inserts and ``COMMIT`` are a second pipeline: a
         durable single append costs two round trips, like a plain
         ``INSERT`` and ``COMMIT``.
         """
@@ -175,8 +103,8 @@ class LedgerStore:
                 try:
                     conn, row = self._writer.begin(self._begin_and_read_head)
                 except self._dbapi_error as e:
-                    if _locked(e):
-                        raise LedgerUnavailableError(_LOCKED_MESSAGE) from e
+                    if is_locked_error(e):
+                        raise LedgerUnavailableError(LOCKED_MESSAGE) from e
                     first_line = (str(e).splitlines() or [""])[0]
                     raise LedgerUnavailableError("could not begin a ledger transaction: "
                                                  f"{type(e).__name__}: {first_line}") from e
@@ -184,8 +112,8 @@ class LedgerStore:
                 with self._writer.transaction(conn, lambda cursor: self._insert_and_commit(cursor, pending)):
                     yield conn, _head(row), pending
         except OperationalError as e:
-            if _locked(e.orig):
-                raise LedgerUnavailableError(_LOCKED_MESSAGE) from e
+            if is_locked_error(e.orig):
+                raise LedgerUnavailableError(LOCKED_MESSAGE) from e
             raise
 
     def _begin_and_read_head(self, cursor) -> tuple | None:
@@ -215,7 +143,7 @@ class LedgerStore:
             # The usual append (one entry, a row or two of projections): one
             # INSERT statement with the others as data-modifying CTEs, then
             # COMMIT, instead of a statement each in the pipeline.
-            sql, args = self._one_insert(rows[0], deferred)
+            sql, args = self._combined_insert.build(rows[0], deferred)
             with cursor.connection.pipeline():
                 cursor.execute(sql, args)
                 cursor.execute("COMMIT")
@@ -233,32 +161,6 @@ class LedgerStore:
                     cursor.executemany(sql, params)
             cursor.execute("COMMIT")
         return cursor.statusmessage
-
-    def _one_insert(self, entry_row: tuple, deferred: list) -> tuple[str, list]:
-        """One statement inserting the entry and one row per deferred insert (PostgreSQL).
-
-        ``WITH d0 AS (INSERT ...), d1 AS (INSERT ...) INSERT INTO ledger_entry ...``:
-        each data-modifying CTE runs exactly once, all within the statement.
-        Parameters are positional, in the order the text names them.
-        """
-        parts = tuple((statement, tuple(params[0])) for statement, params in deferred)
-        found = self._one_insert_sql.get(parts)
-        if found is None:
-            ctes = []
-            orders = []
-            for i, (statement, columns) in enumerate(parts):
-                compiled = statement.compile(dialect=self._positional_dialect, column_keys=list(columns))
-                ctes.append(f"d{i} AS ({compiled.string})")
-                orders.append(tuple(compiled.positiontup))
-            found = self._one_insert_sql[parts] = (
-                f"WITH {', '.join(ctes)} {self._insert_entry}", tuple(orders))
-        sql, orders = found
-        args = []
-        for (_statement, params), order in zip(deferred, orders):
-            row = params[0]
-            args.extend(row[key] for key in order)
-        args.extend(entry_row)
-        return sql, args
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -307,7 +209,7 @@ class LedgerStore:
                f"WHERE seq >= {self._p} ORDER BY seq LIMIT {batch}")
         # The driver's own cursor, on this transaction's connection: SQLAlchemy's
         # per-row result objects would cost more than hashing the row.
-        cursor = _driver_cursor(conn)
+        cursor = driver_cursor(conn)
         try:
             position = start
             while True:
@@ -437,210 +339,11 @@ class LedgerStore:
             raise LedgerError(f"database unreachable: {e.orig.__class__.__name__}") from e
 
 
-def _driver_cursor(conn: Connection):
-    """A cursor of the DBAPI connection under ``conn``, inside its transaction.
-
-    Used for the statements run once per append or once per verified entry,
-    where SQLAlchemy's statement and result handling costs more than the
-    statement itself.
-    """
-    return conn.connection.driver_connection.cursor()
-
-
-class _WriterGate:
-    """Serialises writers: a thread lock, then (SQLite) an ``flock`` shared by processes.
-
-    The thread lock also guards the process's kept writer connection. The
-    ``flock`` is only an optimisation of waiting: correctness rests on
-    ``BEGIN IMMEDIATE`` (SQLite) or the advisory lock (PostgreSQL), which
-    still run inside. Without a path (PostgreSQL, in-memory SQLite) there is
-    only the thread lock.
-    """
-
-    def __init__(self, path: str | None):
-        self._path = path
-        self._thread_lock = threading.Lock()
-        self._fd: int | None = None
-        self._pid: int | None = None
-
-    def __enter__(self):
-        self._thread_lock.acquire()
-        if self._path is None:
-            return self
-        try:
-            if self._fd is None or self._pid != os.getpid():  # reopen after a fork
-                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-                self._pid = os.getpid()
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-        except BaseException:
-            self._thread_lock.release()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        if self._path is None:
-            self._thread_lock.release()
-            return False
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        finally:
-            self._thread_lock.release()
-        return False
-
-
-def _locked(error: BaseException) -> bool:
-    text = str(error)
-    return "locked" in text or "busy" in text
-
-
-_LOCKED_MESSAGE = "the database stayed locked by other writers beyond the busy timeout; retry"
-
-
 def _head(row) -> Head | None:
     if row is None:
         return None
     return Head(row[0], bytes(row[1]), hashed_timestamp(bytes(row[2])) or "",
                 None if row[3] is None else bytes(row[3]))
-
-
-class _WriterConnection:
-    """The one connection a process writes the ledger on, kept between transactions.
-
-    Checking a connection out of the pool and back in, with the SQLAlchemy
-    transaction set-up around it, cost about a third of a durable single
-    append on SQLite (docs/performance.md). Writes are serialised in the
-    process anyway (the caller holds the writer gate's thread lock), so one
-    kept connection serves them all. Transactions are begun and ended by
-    explicit statements on it (``isolation_level`` is AUTOCOMMIT for the
-    driver, so neither psycopg nor pysqlite begins one on its own); the
-    SQLAlchemy ``Connection`` around it is what projectors write through.
-
-    A transaction that fails is rolled back and the connection kept if it is
-    healthy; if the rollback fails, or the connection broke, it is dropped and
-    the next transaction opens a new one. A connection found broken by the
-    statement that begins a transaction (the server restarted or dropped it
-    while idle) is replaced and the statement tried once more, since nothing
-    was written yet. After a fork the child never touches the parent's
-    connection (it shares its socket): it leaves it alone and opens its own.
-    """
-
-    _orphans: list = []  # connections inherited through fork: kept referenced, never used
-
-    def __init__(self, engine: Engine):
-        self._engine = engine
-        self._conn: Connection | None = None
-        self._pid: int | None = None
-        self._dbapi_error = engine.dialect.loaded_dbapi.Error
-        self.opened = 0  # connections opened (for tests and metrics)
-        event.listen(engine, "engine_disposed", lambda _engine: self.drop())
-
-    def _connection(self) -> Connection:
-        conn = self._conn
-        if conn is not None and self._pid != os.getpid():
-            self._orphans.append(conn)
-            conn = self._conn = None
-        if conn is None or conn.closed or conn.invalidated:
-            conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT",
-                                                            **{WRITE_OPTION: True})
-            self._conn, self._pid = conn, os.getpid()
-            self.opened += 1
-        return conn
-
-    def begin(self, begin: Callable[[object], tuple | None]) -> tuple[Connection, tuple | None]:
-        """Run ``begin(driver_cursor)`` (BEGIN, lock, head) on the kept connection.
-
-        Returns the connection and what ``begin`` returned. Raises the
-        driver's error if it fails on a healthy (or a new) connection.
-        """
-        try:
-            return self._try_begin(begin)
-        except self._dbapi_error:
-            if self._conn is not None:  # a healthy connection: the error is the answer
-                raise
-            return self._try_begin(begin)  # it was broken and dropped: once more, on a new one
-
-    def _try_begin(self, begin) -> tuple[Connection, tuple | None]:
-        conn = self._connection()
-        cursor = _driver_cursor(conn)
-        try:
-            return conn, begin(cursor)
-        except self._dbapi_error:
-            if _broken(conn.connection.driver_connection):
-                self.drop()
-            else:
-                self._roll_back(conn)
-            raise
-        finally:
-            cursor.close()
-
-    @contextmanager
-    def transaction(self, conn: Connection, commit: Callable[[object], str]) -> Iterator[Connection]:
-        """Commit what the caller writes on ``conn`` (begun by :meth:`begin`), or roll it back.
-
-        ``commit(driver_cursor)`` ends the transaction and returns the
-        server's answer to ``COMMIT``.
-        """
-        try:
-            with conn.begin():  # SQLAlchemy's bookkeeping (savepoints); no statement here
-                yield conn
-                cursor = _driver_cursor(conn)
-                try:
-                    status = commit(cursor)
-                finally:
-                    cursor.close()
-                # PostgreSQL answers COMMIT of a failed transaction with
-                # ROLLBACK, and no error: never acknowledge that as a write.
-                if status != "COMMIT":
-                    raise LedgerUnavailableError(f"the database answered COMMIT with {status}: "
-                                                 "the transaction had failed; nothing was recorded")
-        except BaseException:
-            self._roll_back(conn)
-            raise
-
-    def _roll_back(self, conn: Connection) -> None:
-        """End a failed transaction; keep the connection only if that worked cleanly."""
-        try:
-            if conn.invalidated:  # SQLAlchemy saw a disconnect (touching it would reconnect)
-                raise LedgerUnavailableError("connection lost")
-            driver = conn.connection.driver_connection
-            if _in_transaction(driver):
-                cursor = driver.cursor()
-                try:
-                    cursor.execute("ROLLBACK")
-                finally:
-                    cursor.close()
-            if not conn.invalidated and not _in_transaction(driver) and not _broken(driver):
-                return
-        except Exception:  # noqa: BLE001 - already failing; the connection is dropped below
-            pass
-        self.drop()
-
-    def drop(self) -> None:
-        """Close the kept connection; the next transaction opens a new one.
-
-        Also called by ``engine.dispose()`` (after the pool was replaced:
-        returned to the old pool the connection would stay open, and keep an
-        SQLite file's WAL index mapped), so it is invalidated, which closes it.
-        """
-        conn, self._conn = self._conn, None
-        if conn is not None and self._pid == os.getpid():
-            try:
-                conn.invalidate()
-                conn.close()
-            except Exception:  # noqa: BLE001 - closing a connection that may be broken
-                pass
-
-
-def _broken(driver) -> bool:
-    """True if the driver connection is closed (psycopg: the server dropped it)."""
-    return bool(getattr(driver, "closed", False))
-
-
-def _in_transaction(driver) -> bool:
-    status = getattr(driver, "in_transaction", None)  # sqlite3
-    if status is not None:
-        return bool(status)
-    return driver.info.transaction_status != 0  # psycopg: 0 is IDLE
 
 
 def _entry(row) -> StoredEntry:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import binascii
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from typing import Callable
@@ -31,94 +31,19 @@ from typing import Callable
 from .checkpoint import note_key_hash, parse_checkpoint_body, parse_signed_note
 from .entry import TS_PATTERN, ZERO_HASH, read_envelope, utc_timestamp
 from .errors import (
-    CheckpointFormatError, EntryValidationError, ProofVerificationError, SignatureError,
+    CheckpointFormatError, EntryValidationError, IndexCorruptError, ProofVerificationError, SignatureError,
     SignerStateError,
 )
 from .keys import TrustedKey
-from .merkle import EMPTY_ROOT, Frontier, inclusion_plan, leaf_hash, new_leaf_hasher, new_node_hasher
+from .merkle import Frontier, inclusion_plan, leaf_hash, new_leaf_hasher, new_node_hasher
 from .proofs import verify_consistency, verify_inclusion
 from .signer import _atomic_write
+from .report import (CHAIN_BROKEN, CHECKPOINT_FORGED, CHECKPOINT_INCONSISTENT, CHECKPOINT_UNTRUSTED_KEY,
+                     ENTRY_MISSING, EXTERNAL_MISMATCH, INDEX_CORRUPT, MALFORMED_ENTRY, ORDER_CHANGED,
+                     PAYLOAD_CHANGED, ROLLED_BACK, VerificationReport)
 from .signing import verify_signature
-from .store import IndexCorruptError
-
-PAYLOAD_CHANGED = "payload_changed"
-ENTRY_MISSING = "entry_missing"
-ORDER_CHANGED = "order_changed"
-CHAIN_BROKEN = "chain_broken"
-MALFORMED_ENTRY = "malformed_entry"
-INDEX_CORRUPT = "index_corrupt"
-CHECKPOINT_FORGED = "checkpoint_forged"
-CHECKPOINT_UNTRUSTED_KEY = "checkpoint_untrusted_key"
-CHECKPOINT_INCONSISTENT = "checkpoint_inconsistent"
-EXTERNAL_MISMATCH = "external_checkpoint_mismatch"
-ROLLED_BACK = "rolled_back"
 
 PROGRESS_EVERY = 10_000
-
-
-@dataclass(frozen=True)
-class Fault:
-    """One thing found wrong."""
-
-    kind: str
-    message: str
-    seq: int | None = None
-    checkpoint_size: int | None = None
-    source: str = "database"
-
-    def __str__(self) -> str:
-        where = f"seq {self.seq}" if self.seq is not None else f"checkpoint size {self.checkpoint_size}"
-        return f"{where}: {self.kind}: {self.message}"
-
-
-@dataclass
-class VerificationReport:
-    """Everything a verification run checked and found."""
-
-    mode: str
-    start: int = 0
-    tree_size: int = 0
-    root_hash: bytes = EMPTY_ROOT
-    entries_checked: int = 0
-    checkpoints_checked: int = 0
-    external_checked: int = 0
-    trust: str = ""
-    faults: list[Fault] = field(default_factory=list)
-    verified_checkpoint: tuple[int, bytes] | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True when no fault was found."""
-        return not self.faults
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-    @property
-    def first_bad_seq(self) -> int | None:
-        """The lowest seq named by a fault, if any."""
-        seqs = [f.seq for f in self.faults if f.seq is not None]
-        return min(seqs) if seqs else None
-
-    def kinds(self) -> set[str]:
-        """The set of fault kinds found."""
-        return {f.kind for f in self.faults}
-
-    def summary(self) -> str:
-        """One line for the end of a run."""
-        scope = (f"entries {self.start}..{self.tree_size - 1}" if self.tree_size > self.start
-                 else "no new entries")
-        counts = (f"{self.entries_checked} entries, {self.checkpoints_checked} checkpoints, "
-                  f"{self.external_checked} external anchors")
-        if self.ok:
-            return f"OK ({self.mode}): {scope}; checked {counts}; root {self.root_hash.hex()}"
-        first = self.first_bad_seq
-        where = f"first bad seq {first}" if first is not None else str(self.faults[0])
-        return f"FAILED ({self.mode}): {len(self.faults)} fault(s), {where}; checked {counts}"
-
-    def add(self, kind: str, message: str, **where) -> None:
-        """Record a fault."""
-        self.faults.append(Fault(kind, message, **where))
 
 
 @dataclass(frozen=True)
@@ -457,7 +382,7 @@ class LedgerVerifier:
         last = self.store.entry(conn, size - 1)
         leaf = leaf_hash(last.canonical)
         try:
-            path = self.ledger._range_hashes(conn, inclusion_plan(size - 1, size))
+            path = self.ledger.range_hashes(conn, inclusion_plan(size - 1, size))
             verify_inclusion(size - 1, size, leaf, path, root)
         except (ProofVerificationError, IndexCorruptError) as e:
             report.add(PAYLOAD_CHANGED, f"entry {size - 1} is not the one verified before: {e}",
@@ -471,7 +396,7 @@ class LedgerVerifier:
             return
         latest = max(signed, key=lambda a: a.tree_size)
         try:
-            proof = self.ledger._consistency(conn, size, latest.tree_size)
+            proof = self.ledger.consistency_at(conn, size, latest.tree_size)
             verify_consistency(size, latest.tree_size, proof.hashes, root, latest.root)
         except (ProofVerificationError, IndexCorruptError) as e:
             report.add(CHECKPOINT_INCONSISTENT, f"{latest.label} is not an extension of the verified "

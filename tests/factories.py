@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from governance import identity
+from governance.identity import tokens
 
 
 def digest(text: str) -> str:
@@ -29,7 +29,7 @@ class World:
         """Return a (cached) API token for ``principal`` with ``roles``."""
         key = (principal, tuple(sorted(roles)))
         if key not in self._tokens:
-            self._tokens[key] = identity.create_token(
+            self._tokens[key] = tokens.create_token(
                 self.ledger, "operator:test", principal, list(roles))["token"]
         return self._tokens[key]
 

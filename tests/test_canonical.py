@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import shutil
 import struct
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -181,9 +185,31 @@ def test_fast_path_steps_aside_where_documented(admits):
 
 
 def test_the_c_walk_is_built_and_in_use():
-    """make setup builds ledger/_speedups.c; without it appends are ~15 % slower."""
+    """make setup builds ledger/_speedups.c; without it batched appends are ~15 % slower."""
     assert canonical.NATIVE_WALK, "ledger._speedups is not built: run `make setup` (needs gcc and Python headers)"
     assert _fast_path_admits is not _fast_path_admits_py
+
+
+def test_without_a_compiler_the_build_steps_aside_and_the_python_walk_gives_the_same_bytes(tmp_path):
+    """`make setup` on a machine without a C compiler: the build says why and succeeds,
+    and the ledger, without its extension, writes the same canonical bytes."""
+    copy = tmp_path / "ledger"
+    shutil.copytree(Path(canonical.__file__).parent, copy,
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__", "http", "cli"))
+    env = {**os.environ, "CC": str(tmp_path / "no-such-compiler"), "PYTHONPATH": str(tmp_path)}
+    build = subprocess.run([sys.executable, "-m", "ledger._build", "--force"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert build.returncode == 0, build.stderr
+    assert "ledger._speedups not built" in build.stderr and "no-such-compiler" in build.stderr
+    assert not list(copy.glob("_speedups*.so"))
+    value = {"b": [1.0, 2.5, "\u00e9", None, True], "a": {"x": -(2**53 - 1)}}
+    probe = ("import json, sys; from ledger import canonical; "
+             "sys.stdout.write(json.dumps([canonical.NATIVE_WALK, canonical.canonical_bytes("
+             f"{value!r}).decode()]))")
+    walk = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert walk.returncode == 0, walk.stderr
+    assert json.loads(walk.stdout) == [False, canonical_bytes(value).decode()]
 
 
 class _Str(str):

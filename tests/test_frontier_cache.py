@@ -84,9 +84,7 @@ def test_a_cache_that_does_not_end_where_the_head_chains_from_is_not_extended(tw
     _note(b, 5)
     _note(a, 6)
     # b's cache claims size 6 but ends with a leaf that is not entry 5's
-    with b._cache_lock:
-        b._cached_leaf = leaf_hash(b"not entry 5")
-        b._cached_frontier = Frontier(6, [leaf_hash(b"x"), leaf_hash(b"y")])
+    b.frontiers.remember(Frontier(6, [leaf_hash(b"x"), leaf_hash(b"y")]), leaf_hash(b"not entry 5"))
     _note(b, 7)
     assert len(reads_b) == 2  # read, not extended from the wrong cache
     _verified(a, 8)

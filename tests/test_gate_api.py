@@ -20,10 +20,10 @@ import pytest
 import sqlalchemy as sa
 
 from factories import World
-from governance import gate as gate_service
-from governance import tables
 from governance.errors import ConflictError
-from governance.policy_files import compile_policy_set, read_policy_dir
+from governance.gate import decisions, deployments
+from governance.policy.files import compile_policy_set, read_policy_dir
+from governance.projections import tables
 from ledger.canonical import canonical_bytes
 from ledger.entry import utc_timestamp
 from ledger.merkle import leaf_hash
@@ -127,8 +127,8 @@ def test_the_same_inputs_give_the_same_decision_and_digests(gate, app):
     gate.compliant()
     registry = app.extensions["policies"]
     now = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
-    first = gate_service.check(gate.ledger, registry, "dan", "credit-risk", "1", "prod", 900, now=now)
-    second = gate_service.check(gate.ledger, registry, "dan", "credit-risk", "1", "prod", 900, now=now)
+    first = decisions.check(gate.ledger, registry, "dan", "credit-risk", "1", "prod", 900, now=now)
+    second = decisions.check(gate.ledger, registry, "dan", "credit-risk", "1", "prod", 900, now=now)
     assert first["seq"] != second["seq"]
     same = {k: v for k, v in first.items() if k not in ("decision_id", "seq")}
     assert same == {k: v for k, v in second.items() if k not in ("decision_id", "seq")}
@@ -136,7 +136,7 @@ def test_the_same_inputs_give_the_same_decision_and_digests(gate, app):
     assert recorded(gate, first)["payload"]["context"] == recorded(gate, second)["payload"]["context"]
     assert recorded(gate, first)["payload"]["context"]["now"] == "2030-01-02T03:04:05.678901Z"
 
-    later = gate_service.check(gate.ledger, registry, "dan", "credit-risk", "1", "prod", 900,
+    later = decisions.check(gate.ledger, registry, "dan", "credit-risk", "1", "prod", 900,
                                now=now + timedelta(days=1))
     assert later["input_digest"] != first["input_digest"]  # the context holds now and ages
     assert (later["decision"], later["results"]) == (first["decision"], first["results"])
@@ -294,8 +294,8 @@ def test_a_decision_expires_after_its_ttl_at_a_later_now(gate, app):
     registry = app.extensions["policies"]
     later = datetime.now(timezone.utc) + timedelta(seconds=901)
     with pytest.raises(ConflictError, match=rf"decision {decision['decision_id']} expired at "):
-        gate_service.record_deployment(gate.ledger, registry, "dan", decision["decision_id"], now=later)
-    deployed = gate_service.record_deployment(gate.ledger, registry, "dan", decision["decision_id"],
+        deployments.record_deployment(gate.ledger, registry, "dan", decision["decision_id"], now=later)
+    deployed = deployments.record_deployment(gate.ledger, registry, "dan", decision["decision_id"],
                                               now=later - timedelta(seconds=60))
     assert deployed["decision_id"] == decision["decision_id"]
     gate.assert_all_replay()

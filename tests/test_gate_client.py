@@ -1,4 +1,4 @@
-"""The pipeline client, ``python -m governance.client``, against a running server.
+"""The pipeline client, ``python -m governance.gate.client``, against a running server.
 
 The app is served by werkzeug on a free port of 127.0.0.1 in a thread; the
 client runs as a subprocess with ``GOVERNANCE_URL``/``GOVERNANCE_TOKEN`` in its
@@ -24,7 +24,7 @@ from werkzeug.serving import make_server
 from policy_fixtures.gate_scenarios import Gate
 
 ROOT = Path(__file__).resolve().parents[1]
-CLIENT = ROOT / "governance" / "client.py"
+CLIENT = ROOT / "governance" / "gate" / "client.py"
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def run(*args: str, url: str | None = None, token: str | None = None, script: Pa
         env["GOVERNANCE_TOKEN"] = token
     env.update(extra_env or {})
     command = ([sys.executable, "-I", "-S", str(script)] if script
-               else [sys.executable, "-m", "governance.client"])
+               else [sys.executable, "-m", "governance.gate.client"])
     return subprocess.run([*command, *args], cwd=ROOT if script is None else script.parent, env=env,
                           capture_output=True, text=True, timeout=60)
 
@@ -79,7 +79,7 @@ def test_check_allow_exits_0_and_says_how_to_record(server, deployer, gate):
     seq = decision["seq"]
     digest = decision["payload"]["policy_digest"]
     assert lines[0] == f"ALLOW: churn@1 -> staging (decision dc-{seq}, seq {seq}, policy {digest[:12]})"
-    assert lines[-1].startswith(f"  record the deployment with: python -m governance.client record "
+    assert lines[-1].startswith(f"  record the deployment with: python -m governance.gate.client record "
                                 f"--decision-id dc-{seq}   (valid until {decision['payload']['expires_at']})")
     assert decision["actor"] == "dan"
 

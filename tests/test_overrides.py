@@ -12,8 +12,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from governance import gate as gate_service
-from governance.errors import ConflictError, status_of
+from governance.api.errors import status_of
+from governance.errors import ConflictError
+from governance.gate import decisions, deployments
 from policy_fixtures.gate_scenarios import Gate, failed_rules, result_of
 
 OVERRIDES = "/api/v1/deployments/overrides"
@@ -131,7 +132,7 @@ def test_an_expired_override_denies_again_and_its_allow_cannot_be_recorded(gate,
 
     registry = app.extensions["policies"]
     later = datetime.now(timezone.utc) + timedelta(minutes=2)
-    again = gate_service.check(gate.ledger, registry, "dan", "credit-risk", "1", "prod", 900, now=later)
+    again = decisions.check(gate.ledger, registry, "dan", "credit-risk", "1", "prod", 900, now=later)
     assert again["decision"] == "deny"
     assert again["override_id"] is None
     assert failed_rules(again) == ["privacy.dpia-approved"]
@@ -139,10 +140,10 @@ def test_an_expired_override_denies_again_and_its_allow_cannot_be_recorded(gate,
 
     with pytest.raises(ConflictError, match=rf"the break-glass override {requested['override_id']} "
                                             rf"behind {forced['decision_id']} expired") as refused:
-        gate_service.record_deployment(gate.ledger, registry, "dan", forced["decision_id"], now=later)
+        deployments.record_deployment(gate.ledger, registry, "dan", forced["decision_id"], now=later)
     assert status_of(refused.value) == 409
     # still within the override's minute, the same decision is recorded
-    recorded = gate_service.record_deployment(gate.ledger, registry, "dan", forced["decision_id"],
+    recorded = deployments.record_deployment(gate.ledger, registry, "dan", forced["decision_id"],
                                               now=datetime.now(timezone.utc))
     assert recorded["flagged"] is True
     gate.assert_all_replay(minimum=3)

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from governance import policy_engine
-from governance.policy_cel import CelCompileError, Program
-from governance.policy_engine import evaluate
-from governance.policy_files import PolicyFile, compile_policy_set, read_policy_dir
-from governance.policy_testing import merge_patch
+from governance.policy import engine as policy_engine
+from governance.policy.cel import CelCompileError, Program
+from governance.policy.engine import evaluate
+from governance.policy.files import PolicyFile, compile_policy_set, read_policy_dir
+from governance.policy.testing import merge_patch
 from policy_fixtures.gate_scenarios import REPO_POLICIES
 from test_policy_files import policy
 

@@ -13,8 +13,8 @@ import json
 
 import pytest
 
-from governance.policy_engine import COVERAGE_RULE, ENVIRONMENT_RULE, evaluate
-from governance.policy_files import PolicyFile, PolicyLoadError, compile_policy_set, read_policy_dir
+from governance.policy.engine import COVERAGE_RULE, ENVIRONMENT_RULE, evaluate
+from governance.policy.files import PolicyFile, PolicyLoadError, compile_policy_set, read_policy_dir
 from policy_fixtures.gate_scenarios import REPO_POLICIES
 
 HEAD = """\

@@ -15,7 +15,7 @@ import json
 import pytest
 import yaml
 
-from governance.policy_engine import evaluate
+from governance.policy.engine import evaluate
 from policy_fixtures.gate_scenarios import (
     DEFAULT_RULES, DPIA, REPO_POLICIES, Gate, bias_attribute, bias_report, copy_policies,
     failed_rules, result_of, sample,

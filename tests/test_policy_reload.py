@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from governance import policy_registry
-from governance.policy_registry import PolicyRegistry
+from governance.policy import registry as policy_registry
+from governance.policy.registry import PolicyRegistry
 
 from policy_fixtures.gate_scenarios import copy_policies
 from test_gate_api import EXTRA as EXTRA_TEMPLATE

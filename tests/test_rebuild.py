@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from factories import World, digest
-from governance import identity, projections, tables
+from governance.identity import tokens
+from governance.projections import projector, tables
 
 V1 = "/api/v1/models/credit-risk/versions/1"
 FILLED = [tables.token, tables.model, tables.dataset, tables.dataset_version, tables.model_version,
@@ -28,7 +29,7 @@ FILLED = [tables.token, tables.model, tables.dataset, tables.dataset_version, ta
 
 def snapshot(app) -> dict:
     with app.extensions["db_engine"].connect() as conn:
-        return projections.snapshot(conn)
+        return projector.snapshot(conn)
 
 
 def rebuild(app) -> str:
@@ -57,8 +58,8 @@ class Scenario:
         w, c = world, world.client
         self.auditor = w.auditor()
         self.admin = w.headers("dave", "admin")
-        revoked = identity.create_token(w.ledger, "operator:test", "mallory", ["author"])
-        identity.revoke_token(w.ledger, "operator:test", revoked["token_id"], "left the company")
+        revoked = tokens.create_token(w.ledger, "operator:test", "mallory", ["author"])
+        tokens.revoke_token(w.ledger, "operator:test", revoked["token_id"], "left the company")
         self.revoked = {"Authorization": f"Bearer {revoked['token']}"}
 
         w.dataset()

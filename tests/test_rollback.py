@@ -24,7 +24,8 @@ from dba import DBA
 from ledger.errors import LedgerUnavailableError, RollbackError
 from ledger.operations import accept_restore
 from ledger.signer import SignerStateFile
-from ledger.verify import CHECKPOINT_INCONSISTENT, EXTERNAL_MISMATCH, ROLLED_BACK, LedgerVerifier
+from ledger.report import CHECKPOINT_INCONSISTENT, EXTERNAL_MISMATCH, ROLLED_BACK
+from ledger.verify import LedgerVerifier
 
 
 class Backup:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import alembic_config, migration_head
 from factories import World
-from governance import tables
+from governance.projections import tables
 
 LEDGER_TABLES = {"ledger_entry", "ledger_checkpoint", "ledger_key"}
 GOV_TABLES = set(tables.metadata.tables)

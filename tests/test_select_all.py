@@ -1,4 +1,4 @@
-"""``ledger.db.select_all`` returns exactly what SQLAlchemy would, on both backends.
+"""``ledger.driver.select_all`` returns exactly what SQLAlchemy would, on both backends.
 
 It runs the hot reads (a check's state, the token lookup) on the driver's
 connection — a psycopg pipeline on PostgreSQL, the sqlite3 connection on
@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import ON_POSTGRES
-from governance import tables
+from governance.projections import tables
 from governance.errors import NotFoundError
-from governance.policy_context import _STATE_QUERIES, load_state
-from ledger.db import driver_rows, select_all
+from governance.policy.context import _STATE_QUERIES, load_state
+from ledger.driver import driver_rows, select_all
 from policy_fixtures.gate_scenarios import Gate
 from policy_fixtures.web_scenarios import break_glass
 
@@ -160,7 +160,7 @@ def test_ages_never_fall_where_the_canonical_fast_path_steps_aside():
     reference encoder (sub-second-old evidence made checks ~4x slower)."""
     from datetime import datetime, timedelta, timezone
 
-    from governance.policy_context import _age_days
+    from governance.policy.context import _age_days
     from ledger.canonical import _fast_path_admits
     from ledger.entry import utc_timestamp
 
@@ -210,7 +210,7 @@ def test_postgresql_refuses_to_combine_columns_json_would_change(column):
     gives them through row_to_json: such a statement is refused, not read wrong."""
     from sqlalchemy.dialects.postgresql import psycopg as pg
 
-    from ledger.db import _PgCombined
+    from ledger.driver import _PgCombined
 
     table = sa.Table("t", sa.MetaData(), sa.Column("id", sa.BigInteger), column)
     fine = {"a": sa.select(table.c.id), "b": sa.select(table.c.id)}

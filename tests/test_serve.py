@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.http_servers import free_port
+from ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 FLASK = Path(sys.executable).with_name("flask")

@@ -19,11 +19,11 @@ from ledger.checkpoint import (
 from ledger.entry import utc_timestamp
 from ledger.merkle import leaf_hash, root_of_leaves
 from ledger.signing import generate_key_file
-from ledger.verify import (
+from ledger.report import (
     CHECKPOINT_FORGED, CHECKPOINT_INCONSISTENT, CHECKPOINT_UNTRUSTED_KEY, ENTRY_MISSING,
-    EXTERNAL_MISMATCH, INDEX_CORRUPT, ORDER_CHANGED, PAYLOAD_CHANGED, ROLLED_BACK, LedgerVerifier,
-    VerifierStateFile,
+    EXTERNAL_MISMATCH, INDEX_CORRUPT, ORDER_CHANGED, PAYLOAD_CHANGED, ROLLED_BACK,
 )
+from ledger.verify import LedgerVerifier, VerifierStateFile
 
 CHECKPOINT_SIZE = 40
 SIZE = 48

@@ -15,7 +15,7 @@ import threading
 import pytest
 from markupsafe import escape
 
-from governance import identity
+from governance.identity import tokens
 from governance.web import keys
 from governance.web.errors import SessionKeyError
 from governance.web.auth import LOGIN_FAILED
@@ -126,7 +126,7 @@ def test_a_failed_sign_in_is_401_and_says_nothing_about_why(app, world, mangle):
 
 def test_a_revoked_token_cannot_sign_in_and_gets_the_same_answer(app, world):
     token = world.token("audrey", "auditor")
-    identity.revoke_token(world.ledger, "root", token.split("_")[1])
+    tokens.revoke_token(world.ledger, "root", token.split("_")[1])
     response = sign_in(app.test_client(), token)
     assert response.status_code == 401 and LOGIN_FAILED in text(response)
     assert "revoked" not in text(response)
@@ -134,7 +134,7 @@ def test_a_revoked_token_cannot_sign_in_and_gets_the_same_answer(app, world):
 
 def test_revoking_the_token_ends_the_session_on_the_next_page(app, world, auditor):
     assert auditor.get("/ui/audit").status_code == 200
-    identity.revoke_token(world.ledger, "root", world.token("audrey", "auditor").split("_")[1])
+    tokens.revoke_token(world.ledger, "root", world.token("audrey", "auditor").split("_")[1])
     response = auditor.get("/ui/audit")
     assert response.status_code == 302 and response.headers["Location"] == "/ui/login"
     assert "token_id" not in session_of(app, auditor)

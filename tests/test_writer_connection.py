@@ -71,7 +71,7 @@ def _swallow_a_failed_statement(conn) -> None:
 def _failed_append(app, ledger, then) -> BaseException:
     """After entry 0, append one entry, run ``then(writer)``; expect nothing recorded.
 
-    Returns the cause the shared commit failed with.
+    Returns the cause the commit failed with.
     """
     _note(ledger, 0)
     with pytest.raises(LedgerUnavailableError, match="nothing of this transaction was recorded") as raised:

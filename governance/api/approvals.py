@@ -9,8 +9,8 @@ from marshmallow import validate
 
 from ledger.http import Blueprint, require_roles
 
-from .. import approvals
-from ..identity import ANY_APPROVER, READ_ROLES
+from ..approvals import signoffs
+from ..identity.principals import ANY_APPROVER, READ_ROLES
 from .common import QueryBool, StrictSchema, Text, engine, ledger
 
 blp = Blueprint("approvals", __name__, url_prefix="/api/v1",
@@ -22,7 +22,7 @@ class ApprovalIn(StrictSchema):
     role = ma.fields.String(required=True, validate=validate.Regexp(
         r"^(approver:)?[a-z][a-z0-9_]{0,47}\Z", error="must be an approval area such as "
         "'privacy' or 'approver:privacy'"))
-    decision = ma.fields.String(required=True, validate=validate.OneOf(approvals.DECISIONS))
+    decision = ma.fields.String(required=True, validate=validate.OneOf(signoffs.DECISIONS))
     comment = Text(10_000, required=True, min_length=1)
 
 
@@ -63,7 +63,7 @@ class Approvals(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, query, name, version):
         """Sign-offs of a version"""
-        return approvals.list_approvals(engine(), name, version, query["include_revoked"])
+        return signoffs.list_approvals(engine(), name, version, query["include_revoked"])
 
     @require_roles(ANY_APPROVER)
     @blp.arguments(ApprovalIn)
@@ -73,7 +73,7 @@ class Approvals(MethodView):
     @blp.doc(security=SECURITY)
     def post(self, data, name, version):
         """Approve or reject a version in one area (needs approver:<area>)"""
-        return approvals.decide(ledger(), g.principal, name, version, data["role"],
+        return signoffs.decide(ledger(), g.principal, name, version, data["role"],
                                 data["decision"], data["comment"])
 
 
@@ -85,4 +85,4 @@ class Revocation(MethodView):
     @blp.doc(security=SECURITY)
     def post(self, data, name, version, approval_id):
         """Revoke a sign-off (its author, or an admin); recorded as a new entry"""
-        return approvals.revoke(ledger(), g.principal, name, version, approval_id, data["reason"])
+        return signoffs.revoke(ledger(), g.principal, name, version, approval_id, data["reason"])

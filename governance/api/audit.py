@@ -9,7 +9,7 @@ from marshmallow import validate
 
 from ledger.http import Blueprint, QueryInteger, require_roles
 
-from .. import audit
+from ..audit import trail
 from .common import Label, Name, QueryBool, Version, engine
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1/audit", description="Audit trail")
@@ -64,12 +64,12 @@ class Events(MethodView):
     def get(self, query):
         """Audit events, newest first; ``format=csv`` for CSV"""
         fmt = query.pop("format")
-        page = audit.query_events(engine(), **query)
+        page = trail.query_events(engine(), **query)
         if fmt == "csv":
             headers = {"Content-Disposition": 'attachment; filename="audit-events.csv"'}
             if page["next_cursor"]:
                 headers["X-Next-Cursor"] = page["next_cursor"]
-            return Response(audit.events_csv(page["events"]), mimetype="text/csv", headers=headers)
+            return Response(trail.events_csv(page["events"]), mimetype="text/csv", headers=headers)
         # The page already has EventPageOut's shape (the schema documents it):
         # dumping 100 rows through marshmallow again cost half the request.
         return jsonify(page)

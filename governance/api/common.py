@@ -94,6 +94,11 @@ def ledger():
     return current_app.extensions["ledger"]
 
 
+def policies():
+    """The policy registry (the active policy set)."""
+    return current_app.extensions["policies"]
+
+
 def created_status(result: dict) -> int:
     """201 for a new registration, 200 for an idempotent repeat."""
     return 201 if result.pop("created", True) else 200

@@ -12,10 +12,10 @@ from marshmallow import validate
 from ledger.entry import utc_timestamp
 from ledger.http import Blueprint, require_roles
 
-from .. import evidence
 from ..errors import InvalidRequestError
-from ..fairness import compute_bias_metrics
-from ..identity import READ_ROLES
+from ..evidence import documents, records
+from ..evidence.fairness import compute_bias_metrics
+from ..identity.principals import READ_ROLES
 from .common import Bool, Int, Label, QueryBool, Sha256, StrictSchema, Text, actor, engine, ledger
 from .registry import DatasetRef
 
@@ -103,7 +103,7 @@ FIELD_SCHEMAS = {
 
 
 class EvidenceIn(StrictSchema):
-    kind = ma.fields.String(required=True, validate=validate.OneOf(evidence.EVIDENCE_KINDS))
+    kind = ma.fields.String(required=True, validate=validate.OneOf(records.EVIDENCE_KINDS))
     fields = ma.fields.Dict(required=True, metadata={"description": "kind-specific fields"})
     document_sha256 = Sha256(load_default=None, allow_none=True)
     supersedes = ma.fields.String(load_default=None, allow_none=True,
@@ -142,7 +142,7 @@ class EvidenceOut(ma.Schema):
 
 
 class EvidenceQuery(ma.Schema):
-    kind = ma.fields.String(validate=validate.OneOf(evidence.EVIDENCE_KINDS))
+    kind = ma.fields.String(validate=validate.OneOf(records.EVIDENCE_KINDS))
     current_only = QueryBool(load_default=False)
 
 
@@ -172,7 +172,7 @@ class Evidence(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, query, name, version):
         """Evidence of a version (superseded included unless current_only)"""
-        return evidence.list_evidence(engine(), name, version, query.get("kind"),
+        return records.list_evidence(engine(), name, version, query.get("kind"),
                                       include_superseded=not query["current_only"])
 
     @require_roles("author")
@@ -181,7 +181,7 @@ class Evidence(MethodView):
     @blp.doc(security=SECURITY)
     def post(self, data, name, version):
         """Submit evidence (never edited; corrections supersede)"""
-        return evidence.submit_evidence(ledger(), actor(), name, version, data["kind"], data["fields"],
+        return records.submit_evidence(ledger(), actor(), name, version, data["kind"], data["fields"],
                                         data["document_sha256"], data["supersedes"])
 
 
@@ -195,7 +195,7 @@ class ComputedBiasReport(MethodView):
         """Compute a bias report with fairlearn from a labelled sample and record it"""
         fields = compute_bias_metrics(data["y_true"], data["y_pred"], data["sensitive_features"])
         fields["dataset"] = data["dataset"]
-        return evidence.submit_evidence(ledger(), actor(), name, version, "bias_report", fields,
+        return records.submit_evidence(ledger(), actor(), name, version, "bias_report", fields,
                                         supersedes=data["supersedes"])
 
 
@@ -208,7 +208,7 @@ class Documents(MethodView):
     def post(self):
         """Upload a document (raw body); it is stored under its SHA-256"""
         media_type = (request.mimetype or "application/octet-stream")[:128]
-        result = evidence.store_document(ledger(), actor(), request.get_data(), media_type,
+        result = documents.store_document(ledger(), actor(), request.get_data(), media_type,
                                          current_app.config["GOV_MAX_DOCUMENT_BYTES"])
         return result, (201 if result.pop("created") else 200)
 
@@ -221,7 +221,7 @@ class Document(MethodView):
         """Download a document by its SHA-256"""
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
             raise InvalidRequestError("a document is named by its lowercase hex SHA-256")
-        content, media_type = evidence.get_document(engine(), sha256)
+        content, media_type = documents.get_document(engine(), sha256)
         return Response(content, mimetype=media_type, headers={
             "Content-Disposition": f'attachment; filename="{sha256}"',
             "X-Content-Type-Options": "nosniff"})

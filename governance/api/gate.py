@@ -9,19 +9,15 @@ from marshmallow import validate
 
 from ledger.http import Blueprint, QueryInteger, require_roles
 
-from .. import gate, overrides
-from ..identity import ANY_APPROVER, READ_ROLES
-from ..policy_registry import policy_set_json
-from .common import Int, Name, StrictSchema, Text, Version, actor, engine, ledger
+from ..gate import decisions, deployments, overrides
+from ..identity.principals import ANY_APPROVER, READ_ROLES
+from ..policy.registry import policy_set_json
+from .common import Int, Name, StrictSchema, Text, Version, actor, engine, ledger, policies
 
 blp = Blueprint("gate", __name__, url_prefix="/api/v1",
                 description="Deployment gate: policy checks, decisions, deployments, rollbacks")
 SECURITY = [{"bearerAuth": []}]
 ENVIRONMENT = r"^[a-z][a-z0-9_-]{0,63}\Z"
-
-
-def registry():
-    return current_app.extensions["policies"]
 
 
 def Environment(**kwargs):
@@ -158,7 +154,7 @@ class Check(MethodView):
     @blp.doc(security=SECURITY)
     def post(self, data):
         """May this version go to this environment? Recorded, allow or deny (a deny is a 200)"""
-        decision = gate.check(ledger(), registry(), actor(), data["model"], data["version"],
+        decision = decisions.check(ledger(), policies(), actor(), data["model"], data["version"],
                               data["environment"], current_app.config["GATE_DECISION_TTL_SECONDS"])
         return jsonify(decision)  # already DecisionOut's shape; the schema documents it
 
@@ -171,7 +167,7 @@ class Deployments(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, query):
         """Deployment history, newest first"""
-        return gate.history(engine(), **query)
+        return deployments.history(engine(), **query)
 
     @require_roles("deployer")
     @blp.arguments(DeployIn)
@@ -180,7 +176,7 @@ class Deployments(MethodView):
     @blp.doc(security=SECURITY)
     def post(self, data):
         """Record a deployment from a current allow decision"""
-        return gate.record_deployment(ledger(), registry(), actor(), data["decision_id"], data["reason"])
+        return deployments.record_deployment(ledger(), policies(), actor(), data["decision_id"], data["reason"])
 
 
 @blp.route("/deployments/live")
@@ -191,7 +187,7 @@ class Live(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, query):
         """Which version was live in an environment at a time, with the proving entries"""
-        return gate.live_at(ledger(), query["model"], query["environment"], query["at"])
+        return deployments.live_at(ledger(), query["model"], query["environment"], query["at"])
 
 
 @blp.route("/deployments/<deployment_id>/rollback")
@@ -202,7 +198,7 @@ class Rollback(MethodView):
     @blp.doc(security=SECURITY)
     def post(self, data, deployment_id):
         """Roll the live deployment back to the version live before it"""
-        return gate.rollback(ledger(), actor(), deployment_id, data["reason"])
+        return deployments.rollback(ledger(), actor(), deployment_id, data["reason"])
 
 
 @blp.route("/deployments/overrides")
@@ -224,7 +220,7 @@ class Overrides(MethodView):
         return overrides.request_override(ledger(), actor(), data["model"], data["version"],
                                           data["environment"], data["justification"],
                                           data["expires_in_minutes"],
-                                          registry().current().environments)
+                                          policies().current().environments)
 
 
 @blp.route("/deployments/overrides/<override_id>/confirm")
@@ -244,7 +240,7 @@ class Decision(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, decision_id):
         """A recorded decision"""
-        return gate.get_decision(ledger(), decision_id)
+        return decisions.get_decision(ledger(), decision_id)
 
 
 @blp.route("/decisions/<decision_id>/replay")
@@ -254,7 +250,7 @@ class Replay(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, decision_id):
         """Re-evaluate a decision with its recorded policy set and inputs"""
-        return gate.replay(ledger(), registry(), decision_id)
+        return decisions.replay(ledger(), policies(), decision_id)
 
 
 @blp.route("/policies")
@@ -263,7 +259,7 @@ class Policies(MethodView):
     @blp.doc(security=SECURITY)
     def get(self):
         """The active policy set: files, parameters per environment, rules, digest"""
-        return policy_set_json(registry().current(), registry())
+        return policy_set_json(policies().current(), policies())
 
 
 @blp.route("/policies/reload")
@@ -272,7 +268,7 @@ class ReloadPolicies(MethodView):
     @blp.doc(security=SECURITY)
     def post(self):
         """Re-read policies/ now; 422 with file, rule and position if invalid (old set stays)"""
-        reg = registry()
+        reg = policies()
         reg.refresh()
         if reg.error is not None:
             raise reg.error

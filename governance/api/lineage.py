@@ -11,8 +11,8 @@ from marshmallow import validate
 
 from ledger.http import Blueprint, require_roles
 
-from .. import lineage
-from ..identity import READ_ROLES
+from ..identity.principals import READ_ROLES
+from ..lineage import events, graph
 from .common import Label, actor, engine, ledger
 
 blp = Blueprint("lineage", __name__, url_prefix="/api/v1", description="Data lineage (OpenLineage)")
@@ -96,7 +96,7 @@ class Lineage(MethodView):
     @blp.doc(security=SECURITY)
     def post(self, event):
         """Record an OpenLineage RunEvent (as the OpenLineage HTTP transport sends it)"""
-        return lineage.record_run_event(ledger(), actor(), event)
+        return events.record_run_event(ledger(), actor(), event)
 
 
 @blp.route("/models/<name>/versions/<version>/lineage")
@@ -106,4 +106,4 @@ class VersionLineage(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, name, version):
         """Transitive upstream graph (datasets, jobs, runs) of a model version"""
-        return lineage.upstream_graph(engine(), name, version)
+        return graph.upstream_graph(engine(), name, version)

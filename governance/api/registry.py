@@ -8,10 +8,11 @@ from marshmallow import validate
 
 from ledger.http import Blueprint, QueryInteger, require_roles
 
-from .. import registry
-from ..identity import READ_ROLES
+from ..gate import views
+from ..identity.principals import READ_ROLES
+from ..registry import datasets, models
 from .common import (
-    Bool, Int, Label, Name, Sha256, StrictSchema, Text, Version, actor, created_status, engine, ledger,
+    Bool, Int, Label, Name, Sha256, StrictSchema, Text, Version, actor, created_status, engine, ledger, policies,
 )
 
 blp = Blueprint("registry", __name__, url_prefix="/api/v1",
@@ -26,7 +27,7 @@ class ModelIn(StrictSchema):
     description = Text(10_000, load_default="")
     owner = Label(256, required=True, metadata={"description": "the accountable person"})
     intended_use = Text(10_000, load_default="")
-    risk_tier = ma.fields.String(required=True, validate=validate.OneOf(registry.RISK_TIERS))
+    risk_tier = ma.fields.String(required=True, validate=validate.OneOf(models.RISK_TIERS))
     uses_personal_data = Bool(required=True)
     protected_attributes = ma.fields.List(Label(64), load_default=list, validate=validate.Length(max=50))
     tags = ma.fields.List(Label(64), load_default=list, validate=validate.Length(max=50))
@@ -48,7 +49,7 @@ class ModelOut(ma.Schema):
 
 
 class ModelQuery(ma.Schema):
-    risk_tier = ma.fields.String(validate=validate.OneOf(registry.RISK_TIERS))
+    risk_tier = ma.fields.String(validate=validate.OneOf(models.RISK_TIERS))
     tag = Label(64)
     limit = QueryInteger(load_default=100, validate=validate.Range(min=1, max=500))
     after = Name(metadata={"description": "name of the last model of the previous page"})
@@ -141,7 +142,7 @@ class DatasetVersionIn(StrictSchema):
                             validate=validate.Length(max=2000))
     pii_columns = ma.fields.List(Label(256), load_default=list, validate=validate.Length(max=2000))
     legal_basis = ma.fields.String(load_default=None, allow_none=True,
-                                   validate=validate.OneOf(registry.LEGAL_BASES),
+                                   validate=validate.OneOf(datasets.LEGAL_BASES),
                                    metadata={"description": "GDPR Art. 6 basis"})
     consent_reference = Label(512, load_default=None, allow_none=True)
     retention_period = ma.fields.String(
@@ -184,7 +185,7 @@ class Models(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, query):
         """List models"""
-        return registry.list_models(engine(), **query)
+        return models.list_models(engine(), **query)
 
     @require_roles("author")
     @blp.arguments(ModelIn)
@@ -193,7 +194,7 @@ class Models(MethodView):
     @blp.doc(security=SECURITY)
     def post(self, data):
         """Register a model"""
-        result = registry.register_model(ledger(), actor(), data)
+        result = models.register_model(ledger(), actor(), data)
         return result, created_status(result)
 
 
@@ -204,7 +205,7 @@ class Model(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, name):
         """A model and its versions"""
-        return registry.get_model(engine(), name)
+        return models.get_model(engine(), name)
 
 
 @blp.route("/models/<name>/versions")
@@ -214,7 +215,7 @@ class Versions(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, name):
         """List the versions of a model"""
-        return registry.list_versions(engine(), name)
+        return models.list_versions(engine(), name)
 
     @require_roles("author")
     @blp.arguments(VersionIn)
@@ -224,7 +225,7 @@ class Versions(MethodView):
     @blp.doc(security=SECURITY)
     def post(self, data, name):
         """Register an immutable model version"""
-        result = registry.register_version(ledger(), actor(), name, data)
+        result = models.register_version(ledger(), actor(), name, data)
         return result, created_status(result)
 
 
@@ -235,9 +236,7 @@ class ModelVersion(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, name, version):
         """A version with its evidence, approvals, deployments and policy status"""
-        from ..views import version_detail
-
-        return version_detail(engine(), ledger(), name, version)
+        return views.version_detail(engine(), ledger(), policies(), name, version)
 
 
 @blp.route("/datasets")
@@ -248,7 +247,7 @@ class Datasets(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, query):
         """List datasets"""
-        return registry.list_datasets(engine(), **query)
+        return datasets.list_datasets(engine(), **query)
 
     @require_roles("author")
     @blp.arguments(DatasetIn)
@@ -257,7 +256,7 @@ class Datasets(MethodView):
     @blp.doc(security=SECURITY)
     def post(self, data):
         """Register a dataset"""
-        result = registry.register_dataset(ledger(), actor(), data)
+        result = datasets.register_dataset(ledger(), actor(), data)
         return result, created_status(result)
 
 
@@ -268,7 +267,7 @@ class DatasetVersions(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, name):
         """List the versions of a dataset"""
-        return registry.list_dataset_versions(engine(), name)
+        return datasets.list_dataset_versions(engine(), name)
 
     @require_roles("author")
     @blp.arguments(DatasetVersionIn)
@@ -277,7 +276,7 @@ class DatasetVersions(MethodView):
     @blp.doc(security=SECURITY)
     def post(self, data, name):
         """Register a dataset version (content digest, schema, PII, legal basis)"""
-        result = registry.register_dataset_version(ledger(), actor(), name, data)
+        result = datasets.register_dataset_version(ledger(), actor(), name, data)
         return result, created_status(result)
 
 
@@ -288,4 +287,4 @@ class DatasetVersion(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, name, version):
         """One dataset version"""
-        return registry.get_dataset_version(engine(), name, version)
+        return datasets.get_dataset_version(engine(), name, version)

@@ -7,6 +7,9 @@ again (a revoked or expired token ends the session). Each page needs the
 roles its JSON API counterpart needs. POST forms carry a per-session CSRF
 token. Errors under ``/ui/`` are HTML pages; the JSON API keeps its JSON
 errors. Nothing here appends to the ledger.
+
+May import Flask, the HTTP adapter's query schemas, every governance room and
+``ledger``; no room imports it.
 """
 
 from __future__ import annotations

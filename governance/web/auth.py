@@ -2,7 +2,7 @@
 
 The session (Flask's signed cookie) holds ``token_id``, ``principal`` and
 ``csrf`` — never the token's secret. Before every page the token is looked up
-again by id (``identity.authenticate_token_id``): a revoked or expired token
+again by id (``tokens.authenticate_token_id``): a revoked or expired token
 clears the session and sends the person back to the sign-in page with the
 reason. Every POST form carries ``csrf_token``, compared in constant time
 with the session's.
@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from flask import (current_app, flash, g, redirect, render_template, request, session,
                    url_for)
 
-from .. import identity
+from ..identity import tokens
 from ..errors import AuthenticationError, PermissionDeniedError
 from . import blp
 from .errors import CsrfError
@@ -58,7 +58,7 @@ def _signed_in():
     if not token_id:
         return redirect(url_for("web.login", next=_local_path(request.full_path)))
     try:
-        g.principal = identity.authenticate_token_id(current_app.extensions["db_engine"], token_id)
+        g.principal = tokens.authenticate_token_id(current_app.extensions["db_engine"], token_id)
     except AuthenticationError as e:
         session.clear()
         flash(f"You were signed out: {e}. Sign in with a valid token.")
@@ -108,7 +108,7 @@ def login():
     try:
         if len(presented) > MAX_TOKEN_FIELD:
             raise AuthenticationError("token field too long")
-        principal = identity.authenticate_token(current_app.extensions["db_engine"], presented)
+        principal = tokens.authenticate_token(current_app.extensions["db_engine"], presented)
     except AuthenticationError as e:
         current_app.logger.info("web sign-in refused: %s", e)
         return render_template("login.html", next_page=next_page, error=LOGIN_FAILED), 401

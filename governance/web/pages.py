@@ -2,7 +2,7 @@
 
 Each page validates its query with the marshmallow schema of its JSON API
 counterpart (unknown parameters are refused there too), needs the same roles,
-and calls the same domain read function; ``governance.views`` adds which
+and calls the same domain read function; ``governance.gate.views`` adds which
 entries a break-glass override is behind so they can be flagged.
 """
 
@@ -15,13 +15,14 @@ import marshmallow as ma
 from flask import current_app, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import NotFound
 
-from ledger.api import entry_json
+from ledger.serialize import entry_json
 
-from .. import audit, gate, views
 from ..api.audit import AuditQuery
 from ..api.gate import HistoryQuery, OverrideQuery
+from ..audit import trail
 from ..errors import InvalidRequestError
-from ..identity import READ_ROLES
+from ..gate import decisions, deployments, views
+from ..identity.principals import READ_ROLES
 from . import blp
 from .auth import require_page_roles
 from .errors import BadQueryError
@@ -40,7 +41,7 @@ class AuditPageQuery(AuditQuery):
     @ma.validates("cursor")
     def _known_cursor(self, value, **kwargs):
         try:
-            audit.decode_cursor(value)
+            trail.decode_cursor(value)
         except InvalidRequestError as e:
             raise ma.ValidationError("invalid cursor: use the 'older' link of a previous page") from e
 
@@ -79,13 +80,13 @@ def index():
 def audit_page():
     """Audit events, newest first, with the API's filters and an 'older' link."""
     query = load_query(AuditPageQuery())
-    page = audit.query_events(engine(), **query)
+    page = trail.query_events(engine(), **query)
     behind = views.overrides_behind(engine(), [e["seq"] for e in page["events"]])
     older = (url_for("web.audit_page", **_filters("cursor"), cursor=page["next_cursor"])
              if page["next_cursor"] else None)
     return render_template("audit.html", events=page["events"], overrides=behind, older=older,
                            filters=_filters(), decision_kind="deployment.decision.recorded",
-                           decision_id_of=gate.decision_id_of)
+                           decision_id_of=decisions.decision_id_of)
 
 
 @blp.route("/overrides")
@@ -103,7 +104,7 @@ def decision_page(decision_id: str):
     """One recorded decision: allow or deny, each rule's result, digests, override."""
     if not _DECISION_ID.match(decision_id):
         raise NotFound(f"no decision {decision_id[:40]}")
-    decision = gate.get_decision(current_app.extensions["ledger"], decision_id)
+    decision = decisions.get_decision(current_app.extensions["ledger"], decision_id)
     override = views.overrides_behind(engine(), [decision["seq"]]).get(decision["seq"])
     return render_template("decision.html", decision=decision, override=override)
 
@@ -113,11 +114,11 @@ def decision_page(decision_id: str):
 def deployments_page():
     """Deployments and rollbacks, newest first, override-made ones flagged."""
     query = load_query(HistoryQuery())
-    deployments = gate.history(engine(), **query)
-    behind = views.overrides_behind(engine(), [d["seq"] for d in deployments])
-    older = (url_for("web.deployments_page", **_filters("before_seq"), before_seq=deployments[-1]["seq"])
-             if len(deployments) == query["limit"] else None)
-    return render_template("deployments.html", deployments=deployments, overrides=behind, older=older,
+    history = deployments.history(engine(), **query)
+    behind = views.overrides_behind(engine(), [d["seq"] for d in history])
+    older = (url_for("web.deployments_page", **_filters("before_seq"), before_seq=history[-1]["seq"])
+             if len(history) == query["limit"] else None)
+    return render_template("deployments.html", deployments=history, overrides=behind, older=older,
                            filters=_filters())
 
 

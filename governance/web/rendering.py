@@ -16,7 +16,8 @@ from werkzeug.http import HTTP_STATUS_CODES
 from ledger.errors import LedgerError
 from ledger.http import status_for
 
-from ..errors import GovernanceError, status_of
+from ..api.errors import status_of
+from ..errors import GovernanceError
 from . import blp
 from .errors import BadQueryError
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-from governance.overrides import override_id_of
-from governance.registry import model_subject
+from governance.gate.overrides import override_id_of
+from governance.registry.models import model_subject
 from ledger.entry import utc_timestamp
 from policy_fixtures.gate_scenarios import Gate
 
