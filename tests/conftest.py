@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -41,13 +42,13 @@ def postgres_database():
         admin.dispose()
 
 
-@pytest.fixture
-def database(postgres_database, tmp_path):
-    """Return (url, schema) of an empty database reserved for this test."""
+@contextmanager
+def _reserved_database(postgres_database, directory: Path, prefix: str):
+    """(url, schema) of an empty database: a SQLite file in ``directory``, or a PostgreSQL schema."""
     if postgres_database is None:
-        yield f"sqlite:///{tmp_path / 'ledger.db'}", None
+        yield f"sqlite:///{directory / 'ledger.db'}", None
         return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     engine = create_engine(postgres_database, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
@@ -57,6 +58,20 @@ def database(postgres_database, tmp_path):
         with engine.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         engine.dispose()
+
+
+@pytest.fixture
+def database(postgres_database, tmp_path):
+    """Return (url, schema) of an empty database reserved for this test."""
+    with _reserved_database(postgres_database, tmp_path, "t") as reserved:
+        yield reserved
+
+
+@pytest.fixture(scope="module")
+def module_database(postgres_database, tmp_path_factory):
+    """Return (url, schema) of an empty database reserved for this test module."""
+    with _reserved_database(postgres_database, tmp_path_factory.mktemp("module-db"), "m") as reserved:
+        yield reserved
 
 
 def app_config(database, instance: Path, **overrides) -> dict:

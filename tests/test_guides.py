@@ -13,42 +13,19 @@ what the block printed (see ``guides.markdown`` for the convention).
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import pytest
-from sqlalchemy import create_engine, text
 
 from guides.live import ROOT, LiveServer, guide_environment
 from guides.markdown import blocks, missing_lines
 from guides.run import GuideRun, run_guide
 
-ON_POSTGRES = os.environ.get("DATABASE_URL", "").startswith("postgresql")
 GUIDES = ["README.md", "docs/pipelines.md", "docs/officers.md", "docs/regulators.md"]
 
 
 @pytest.fixture(scope="module")
-def guide_database(postgres_database, tmp_path_factory):
-    """(url, schema) of an empty database for the module: a SQLite file, or a PostgreSQL schema."""
-    if not ON_POSTGRES:
-        yield f"sqlite:///{tmp_path_factory.mktemp('guides-db') / 'ledger.db'}", None
-        return
-    schema = f"g_{uuid.uuid4().hex[:12]}"
-    engine = create_engine(postgres_database, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield postgres_database, schema
-    finally:
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def live(guide_database, tmp_path_factory):
+def live(module_database, tmp_path_factory):
     home = tmp_path_factory.mktemp("guides")
-    server = LiveServer(guide_environment(guide_database, home), home / "server.log")
+    server = LiveServer(guide_environment(module_database, home), home / "server.log")
     try:
         server.wait_ready()
         yield server

@@ -105,36 +105,31 @@ def unit_of(name: str, known: set[str]) -> str | None:
 
 # -- the rules: each returns a list of violations as text ------------------------------
 
-def ledger_imports_application(files, root: Path = ROOT) -> list[str]:
+def _forbidden_imports(files, root: Path, applies, forbidden) -> list[str]:
+    """``path imports name`` for each import ``forbidden(name)`` of a module ``applies(module)`` to."""
     bad = []
     for path in files:
-        if within(module_name(path, root), "ledger"):
-            names = sorted(n for n in imported_modules(path, root=root)
-                           if top_level(n) in ("governance", "app") or "governance" in n.split("."))
+        if applies(module_name(path, root)):
+            names = sorted(n for n in imported_modules(path, root=root) if forbidden(n))
             bad += [f"{path.relative_to(root)} imports {n}" for n in names]
     return bad
 
 
+def _library(name: str) -> bool:
+    return name != "app" and not is_adapter(name)
+
+
+def ledger_imports_application(files, root: Path = ROOT) -> list[str]:
+    return _forbidden_imports(files, root, lambda m: within(m, "ledger"),
+                              lambda n: top_level(n) in ("governance", "app") or "governance" in n.split("."))
+
+
 def frameworks_outside_adapters(files, root: Path = ROOT) -> list[str]:
-    bad = []
-    for path in files:
-        name = module_name(path, root)
-        if name == "app" or is_adapter(name):
-            continue
-        names = sorted(n for n in imported_modules(path, root=root) if top_level(n) in WEB_FRAMEWORKS)
-        bad += [f"{path.relative_to(root)} imports {n}" for n in names]
-    return bad
+    return _forbidden_imports(files, root, _library, lambda n: top_level(n) in WEB_FRAMEWORKS)
 
 
 def libraries_import_adapters(files, root: Path = ROOT) -> list[str]:
-    bad = []
-    for path in files:
-        name = module_name(path, root)
-        if name == "app" or is_adapter(name):
-            continue
-        names = sorted(n for n in imported_modules(path, root=root) if is_adapter(n))
-        bad += [f"{path.relative_to(root)} imports {n}" for n in names]
-    return bad
+    return _forbidden_imports(files, root, _library, is_adapter)
 
 
 def unit_cycles(files, root: Path = ROOT) -> list[str]:
@@ -182,13 +177,8 @@ def undocumented_packages(files, root: Path = ROOT) -> list[str]:
 
 
 def cryptography_outside_signing(files, root: Path = ROOT) -> list[str]:
-    bad = []
-    for path in files:
-        if path.relative_to(root) == Path("ledger/signing.py"):
-            continue
-        names = sorted(n for n in imported_modules(path, root=root) if top_level(n) == "cryptography")
-        bad += [f"{path.relative_to(root)} imports {n}" for n in names]
-    return bad
+    return _forbidden_imports(files, root, lambda m: m != "ledger.signing",
+                              lambda n: top_level(n) == "cryptography")
 
 
 RULES = (ledger_imports_application, frameworks_outside_adapters, libraries_import_adapters, unit_cycles,
