@@ -21,6 +21,7 @@ SERVER  ?= granian
 WORKERS ?= 2
 THREADS ?= 1
 STAMP   := $(VENV)/.requirements-installed
+PROJECT := $(VENV)/.project-installed
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 .PHONY: run test test-postgres test-browser setup install bench bench-http
@@ -30,16 +31,23 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	touch $(STAMP)
 
+# The project itself, editable (the checkout's code is what runs): the
+# commands .venv/bin/mlgov (operator commands, the same as
+# `.venv/bin/flask --app app ...`) and .venv/bin/mlgov-gate (the pipeline client).
+$(PROJECT): $(STAMP) pyproject.toml setup.py
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	touch $(PROJECT)
+
 # The C type walk of the canonical encoder (ledger/_speedups.c); compiles only
 # when the source changed. Without gcc and the Python headers it says so and
 # the ledger uses the same walk in Python (batched appends ~15 % slower).
-install: $(STAMP)
+install: $(PROJECT)
 	$(PY) -m ledger._build
 
 setup: install
 	mkdir -p instance
 	$(VENV)/bin/alembic -c migrations/alembic.ini upgrade head
-	$(VENV)/bin/flask --app app ledger init-key
+	$(VENV)/bin/mlgov ledger init-key
 
 run: setup
 ifeq ($(SERVER),gunicorn)

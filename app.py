@@ -1,29 +1,32 @@
 """Application factory: ``create_app(config=None)`` is the one way in.
 
-Configuration comes from environment variables (documented in README.md);
+Configuration comes from environment variables (listed in docs/operations.md);
 tests pass a dict that overrides them. This is the one place that wires the
 libraries to Flask: it builds the engine, the ledger, the projector (every
 room's projections, registered here), the policy registry and the OIDC
 validator, then lets each adapter register itself with its ``init_app``:
 ``ledger.http``, ``ledger.cli``, ``governance.api``, ``governance.web`` and
-``governance.cli``.
+``governance.cli``. ``cli`` is the ``mlgov`` command (pyproject.toml): the
+app's command groups, ``flask --app app ...``, under one name.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from pathlib import Path
-from urllib.parse import unquote
 
+import click
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, current_app, jsonify
+from flask.cli import FlaskGroup, routes_command, shell_command
 from flask_smorest import Api
 from sqlalchemy.exc import DataError, OperationalError, ProgrammingError
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 import ledger.cli
@@ -42,15 +45,27 @@ from governance.projections.projector import Projector
 from governance.registry import datasets, models
 from ledger import Ledger, LedgerStore, make_engine, settings_from_config
 from ledger.errors import LedgerError
-from ledger.http import FastJSONProvider, error_body
+from ledger.http import ContractPlugin, ErrorSchema, FastJSONProvider, describe_validation, error_body
 
 # Every room whose entries have projections, in the order their kinds were introduced.
 PROJECTED_MODULES = (tokens, models, datasets, events, records, signoffs, policy_registry, decisions,
                      deployments, overrides)
 
 BASE_DIR = Path(__file__).resolve().parent
-INSTANCE_DIR = BASE_DIR / "instance"
 ALEMBIC_INI = BASE_DIR / "migrations" / "alembic.ini"
+
+
+def _instance_dir() -> Path:
+    # A checkout keeps its database and keys in instance/ beside app.py. An
+    # installed package (pip install .) has app.py in site-packages, no place
+    # for them: they go to <prefix>/var/mlgov, as Flask puts an installed
+    # app's instance folder under <prefix>/var.
+    if (BASE_DIR / "pyproject.toml").is_file():
+        return BASE_DIR / "instance"
+    return Path(sys.prefix) / "var" / "mlgov"
+
+
+INSTANCE_DIR = _instance_dir()
 
 
 def database_settings() -> tuple[str, str | None]:
@@ -95,7 +110,19 @@ def config_from_env() -> dict:
 
 
 class JsonErrorApi(Api):
-    """flask-smorest Api whose error bodies always carry code, status, message."""
+    """flask-smorest Api whose error bodies always carry code, status, message.
+
+    Its OpenAPI document has no catch-all ``default`` response: each
+    operation declares the errors it answers, all with the one body
+    (``ErrorSchema``, named ``Error``); a ``OneOfSchema`` body is a
+    discriminated ``oneOf``.
+    """
+
+    ERROR_SCHEMA = ErrorSchema
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def __init__(self, app: Flask | None = None):
+        super().__init__(app, spec_kwargs={"marshmallow_plugin": ContractPlugin()})
 
     def handle_http_exception(self, error: HTTPException):
         payload, code, headers = super().handle_http_exception(error)
@@ -103,27 +130,19 @@ class JsonErrorApi(Api):
         for name, value in error.get_headers():  # e.g. Allow on 405, which smorest drops
             if name.lower() != "content-type":
                 headers.setdefault(name, value)
+        if "errors" in payload and code == 422 and "message" not in payload:
+            payload["message"] = "validation failed: " + describe_validation(payload["errors"])
         payload.setdefault("message", error.description if code < 500 else "internal error")
-        if "errors" in payload and code == 422:
-            payload["message"] = "validation failed: " + _describe(payload["errors"])
         return payload, code, headers
-
-
-def _describe(errors) -> str:
-    parts = []
-    for location, fields in (errors or {}).items():
-        if isinstance(fields, dict):
-            parts.extend(f"{name}: {msgs if isinstance(msgs, str) else '; '.join(map(str, msgs))}"
-                         if isinstance(msgs, (list, str)) else f"{name}: invalid"
-                         for name, msgs in fields.items())
-        else:
-            parts.append(f"{location}: {fields}")
-    return ", ".join(parts) or "invalid input"
 
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the application; ``config`` overrides values from the environment."""
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    try:  # the default SQLite file and keys go here; SQLite makes no directory
+        os.makedirs(app.instance_path, exist_ok=True)
+    except OSError:
+        pass  # settings point elsewhere, or /readyz and the commands say what is missing
     app.json = FastJSONProvider(app)
     app.config.update(config_from_env())
     app.config.update({
@@ -164,23 +183,12 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_error_handler(OperationalError, _database_unavailable)
     app.register_error_handler(ProgrammingError, _database_unavailable)
     app.register_error_handler(Exception, _unexpected_error)
-    app.before_request(_refuse_control_characters)
+    ledger.http.guard_the_door(app)
     _register_health(app)
     _register_db_cli(app)
     if app.config["LEDGER_BACKGROUND_CHECKPOINTS"]:
-        _start_timer_on_first_request(app, ledger_service)
+        _start_checkpoints_on_first_request(app, ledger_service)
     return app
-
-
-def _refuse_control_characters():
-    # A NUL or other control character in a path or query can name nothing;
-    # PostgreSQL would refuse it deep inside a query, so refuse it at the door.
-    raw = request.full_path
-    if any(ch < " " or ch == "\x7f" for ch in unquote(raw)):
-        # Raised, not returned, so each part renders it its own way (JSON for
-        # the API, an HTML page under /ui/), with the same status and message.
-        raise BadRequest("the URL contains a control character")
-    return None
 
 
 def _value_refused_by_database(error: Exception):
@@ -202,17 +210,20 @@ def _unexpected_error(error: Exception):
     return error_body(500, HTTP_STATUS_CODES[500], "internal error"), 500
 
 
-def _start_timer_on_first_request(app: Flask, ledger_service) -> None:
-    # Started lazily in the serving process (each worker of the server), never in
-    # CLI commands, where a background signer would be a surprise.
+def _start_checkpoints_on_first_request(app: Flask, ledger_service) -> None:
+    # Done lazily in the serving process (each worker of the server, before it
+    # answers its first request), never in CLI commands, where a signature or
+    # a background signer would be a surprise. A fresh server thus answers
+    # its first GET /api/v1/ledger/checkpoint with a checkpoint (of size 0).
     started = {"pid": None}
     lock = threading.Lock()
 
     @app.before_request
-    def _timer():
+    def _checkpoints():
         if started["pid"] != os.getpid():
             with lock:
                 if started["pid"] != os.getpid():
+                    ledger_service.sign_checkpoint_at_start()
                     ledger_service.start_checkpoint_timer()
                     started["pid"] = os.getpid()
 
@@ -281,8 +292,6 @@ def _register_health(app: Flask) -> None:
 
 
 def _register_db_cli(app: Flask) -> None:
-    import click
-
     @app.cli.group("db")
     def db_cli():
         """Database schema (Alembic migrations)."""
@@ -292,3 +301,19 @@ def _register_db_cli(app: Flask) -> None:
         """Apply every pending migration."""
         upgrade_database(app.extensions["db_engine"])
         click.echo(f"database at {migration_head()}")
+
+
+@click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=False, load_dotenv=False)
+def cli():
+    """Operator commands of the ML governance ledger: flask --app app ... under one name.
+
+    Each command opens the database and key files itself: run it with the
+    server's DATABASE_URL, DATABASE_SCHEMA and LEDGER_* settings.
+    """
+
+
+# The app is create_app and the settings come from the environment, so
+# FlaskGroup's --app and --env-file would only mislead.
+cli.params = [param for param in cli.params if param.name not in ("app", "env_file")]
+cli.add_command(routes_command)
+cli.add_command(shell_command)

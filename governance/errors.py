@@ -45,3 +45,9 @@ class ConflictError(GovernanceError):
 
 class InvalidRequestError(GovernanceError, ValueError):
     """The request is well-formed but semantically unacceptable."""
+
+
+class RollbackDeniedError(ConflictError):
+    """The gate denied a rollback; the recorded decision is under ``errors["decision"]``."""
+
+    location = None  # the decision is not a field of the request

@@ -16,6 +16,11 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The extension, as this build and the package's (setup.py, which reads them
+# from this file) compile it.
+NAME = "ledger._speedups"
+SOURCES = ["ledger/_speedups.c"]
+COMPILE_ARGS = ["-O2", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"]
 
 
 def build(force: bool = False) -> Path:
@@ -23,8 +28,7 @@ def build(force: bool = False) -> Path:
     from setuptools import Distribution, Extension
     from setuptools.command.build_ext import build_ext
 
-    extension = Extension("ledger._speedups", [str(Path("ledger") / "_speedups.c")],
-                          extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"])
+    extension = Extension(NAME, SOURCES, extra_compile_args=COMPILE_ARGS)
     dist = Distribution({"name": "ledger-speedups", "ext_modules": [extension],
                          "script_name": "ledger/_build.py"})
     command = build_ext(dist)
@@ -34,7 +38,7 @@ def build(force: bool = False) -> Path:
         command.build_temp = temp
         command.ensure_finalized()
         command.run()
-    return ROOT / command.get_ext_filename("ledger._speedups")
+    return ROOT / command.get_ext_filename(NAME)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,11 +1,13 @@
-"""When checkpoints are signed: every N entries, at least every T seconds, and from a timer.
+"""When checkpoints are signed: when a server starts, every N entries, at least every T seconds.
 
 After each commit :meth:`CheckpointCadence.after_commit` signs a checkpoint
 when ``checkpoint_every`` entries or ``checkpoint_interval`` seconds have
-passed since the last one. A server also runs :meth:`start_timer`, so that a
-quiet ledger still gets its last entries signed within the interval. A
-signature that fails after a commit never fails the commit: it stays due and
-is retried; a rollback found while signing blocks further writes.
+passed since the last one. A server calls :meth:`sign_at_start`, so that its
+tree has a checkpoint from the start (a fresh ledger one of size 0), and runs
+:meth:`start_timer`, so that a quiet ledger still gets its last entries
+signed within the interval. A signature that fails after a commit never fails
+the commit, nor one at start the server's start: it stays due and is retried;
+a rollback found while signing blocks further writes.
 """
 
 from __future__ import annotations
@@ -48,6 +50,28 @@ class CheckpointCadence:
         interval = self._ledger.settings.checkpoint_interval
         return (interval > 0 and size > (self._last_size or 0)
                 and time.monotonic() - self._last_at >= interval)
+
+    def sign_at_start(self) -> None:
+        """Sign a checkpoint of the tree unless its newest checkpoint covers it; never raise.
+
+        The signer's rollback protection applies as to every signature: a
+        database that is not an extension of what the signer signed is never
+        signed over, and writes are refused. A ledger that refuses writes, an
+        unusable key or an unreachable database leave the server running
+        (its readiness check says why), with the checkpoint still due.
+        """
+        ledger = self._ledger
+        try:
+            ledger.ensure_writable()
+            latest = ledger.latest_checkpoint()
+            if latest is not None and latest.tree_size == ledger.size():
+                self.signed(latest.tree_size)
+                return
+            ledger.create_checkpoint()
+        except Exception as e:  # noqa: BLE001 - a server starts whatever the ledger's state
+            if isinstance(e, RollbackError):
+                ledger.refuse_writes(str(e))
+            log.warning("no checkpoint signed at start: %s", e)
 
     def _sign_quietly(self) -> None:
         """Sign a checkpoint after a commit; the append itself already succeeded."""

@@ -361,6 +361,10 @@ class Ledger:
         """Drop the cached key so the next signature reloads it from disk."""
         self.signer.forget_key()
 
+    def sign_checkpoint_at_start(self) -> None:
+        """Sign a checkpoint of the tree unless one covers it, as a server starts; never raises."""
+        self.cadence.sign_at_start()
+
     def start_checkpoint_timer(self) -> None:
         """Sign checkpoints every ``checkpoint_interval`` seconds in a daemon thread."""
         self.cadence.start_timer()

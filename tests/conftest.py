@@ -161,3 +161,13 @@ def world(app):
     from factories import World
 
     return World(app)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def only_declared_statuses():
+    """Every status an API operation answers in the whole suite is declared in /api/openapi.json."""
+    from observed_statuses import StatusRecorder
+
+    with StatusRecorder() as recorder:
+        yield recorder
+    assert recorder.undeclared() == {}, "answered, but not declared by the operation in /api/openapi.json"

@@ -60,6 +60,7 @@ def people(world):
         "cid": world.approver("cid", "compliance"),
         "alice_privacy": world.approver("alice", "privacy"),
         "carol_privacy": world.approver("carol", "privacy"),
+        "bob_author": world.headers("bob", "author"),
         "dave_admin": world.headers("dave", "admin"),
         "auditor": world.auditor(),
     }
@@ -165,15 +166,96 @@ def test_one_person_cannot_fill_two_areas_with_two_tokens(world, people, decisio
     assert [a["area"] for a in listed(world)] == ["privacy"]
 
 
-def test_a_second_decision_in_the_same_area_by_the_same_person_is_409(world, people):
+def test_the_same_sign_off_sent_again_is_an_idempotent_repeat(world, people):
+    world.evidence("model_card", CARD)
+    first = sign(world, people["bob_privacy"], "privacy")
+    assert first.status_code == 201, first.get_json()
+    with nothing_written(world):
+        for headers, role in ((people["bob_privacy"], "privacy"), (people["bob_both"], "approver:privacy")):
+            again = sign(world, headers, role)
+            assert again.status_code == 200, again.get_json()
+            assert again.get_json() == first.get_json()
+    assert listed(world) == [first.get_json()]
+
+
+def test_another_comment_on_the_same_evidence_and_decision_is_409(world, people):
+    world.evidence("model_card", CARD)
     first = sign(world, people["bob_privacy"], "privacy").get_json()
     with nothing_written(world):
-        for headers, role, decision in ((people["bob_privacy"], "privacy", "approve"),
-                                        (people["bob_privacy"], "approver:privacy", "reject"),
-                                        (people["bob_both"], "privacy", "approve")):
-            response = sign(world, headers, role, decision=decision)
-            assert response.status_code == 409, response.get_json()
-            assert first["approval_id"] in response.get_json()["message"]
+        response = sign(world, people["bob_privacy"], "privacy", comment="looked again")
+    assert response.status_code == 409, response.get_json()
+    assert response.get_json()["message"] == (
+        f"bob already approved privacy for credit-risk@1 on the same evidence ({first['approval_id']}); "
+        "a new sign-off needs new evidence or another decision, or revoke it first")
+    assert listed(world) == [first]
+
+
+def test_signing_off_again_after_new_evidence_supersedes_the_standing_sign_off(world, people):
+    card = world.evidence("model_card", CARD)
+    first = sign(world, people["bob_privacy"], "privacy").get_json()
+    assert first["supersedes"] is None and first["superseded"] is False and first["superseded_by"] is None
+    report = world.evidence("validation_report", REPORT)  # the sign-off now predates the latest evidence
+
+    before = world.ledger_size()
+    response = sign(world, people["bob_privacy"], "privacy", comment="saw the validation report")
+    assert response.status_code == 201, response.get_json()
+    assert world.ledger_size() == before + 1
+    second = response.get_json()
+    assert second["supersedes"] == first["approval_id"]
+    assert (second["superseded"], second["superseded_by"], second["revoked"]) == (False, None, False)
+    assert [e["digest"] for e in second["evidence"]] == [card["digest"], report["digest"]]
+    # both stay: the old one is marked superseded, in the listing and the version's detail
+    old = {**first, "superseded": True, "superseded_by": second["approval_id"]}
+    assert listed(world) == [old, second]
+    assert listed(world, include_revoked="false") == [second]
+    detail = world.client.get("/api/v1/models/credit-risk/versions/1", headers=people["auditor"])
+    assert detail.get_json()["approvals"] == [old, second]
+    raw = world.client.get(f"/api/v1/ledger/entries/{second['seq']}", headers=people["auditor"])
+    canonical = json.loads(base64.b64decode(raw.get_json()["canonical_b64"]))
+    assert canonical["kind"] == "approval.decided"
+    assert canonical["payload"]["supersedes"] == first["approval_id"]
+    assert [e["digest"] for e in canonical["payload"]["evidence"]] == [card["digest"], report["digest"]]
+
+
+def test_another_decision_on_the_same_evidence_supersedes_too(world, people):
+    first = sign(world, people["bob_privacy"], "privacy").get_json()
+    response = sign(world, people["bob_both"], "approver:privacy", decision="reject", comment="no DPIA")
+    assert response.status_code == 201, response.get_json()
+    second = response.get_json()
+    assert (second["decision"], second["supersedes"]) == ("reject", first["approval_id"])
+    assert [(a["decision"], a["superseded_by"]) for a in listed(world)] == [
+        ("approve", second["approval_id"]), ("reject", None)]
+
+
+def test_superseding_keeps_separation_of_duties(world, people):
+    first = sign(world, people["bob_privacy"], "privacy").get_json()
+    world.evidence("model_card", CARD)
+    with nothing_written(world):
+        response = sign(world, people["bob_compliance"], "compliance")  # still one area per person
+    assert response.status_code == 403
+    assert "bob already signed off privacy" in response.get_json()["message"]
+    # an approver who has since submitted evidence cannot renew a sign-off either
+    world.evidence("validation_report", REPORT, headers=people["bob_author"])
+    with nothing_written(world):
+        response = sign(world, people["bob_privacy"], "privacy")
+    assert response.status_code == 403
+    assert "bob submitted evidence for credit-risk@1" in response.get_json()["message"]
+    assert [a["approval_id"] for a in listed(world)] == [first["approval_id"]]
+
+
+def test_a_superseded_sign_off_cannot_be_revoked_but_its_successor_can(world, people):
+    first = sign(world, people["bob_privacy"], "privacy").get_json()
+    world.evidence("model_card", CARD)
+    second = sign(world, people["bob_privacy"], "privacy").get_json()
+    with nothing_written(world):
+        response = revoke(world, people["bob_privacy"], first["approval_id"])
+    assert response.status_code == 409
+    assert response.get_json()["message"] == (
+        f"{first['approval_id']} was superseded by {second['approval_id']}; revoke that one instead")
+    assert revoke(world, people["bob_privacy"], second["approval_id"]).status_code == 201
+    # the superseded one stays superseded: revoking its successor does not bring it back
+    assert [(a["superseded"], a["revoked"]) for a in listed(world)] == [(True, False), (False, True)]
+    assert listed(world, include_revoked="false") == []
 
 
 def test_another_person_in_the_same_area_is_fine(world, people):

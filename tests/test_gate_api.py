@@ -25,15 +25,17 @@ from governance.gate import decisions, deployments
 from governance.policy.files import compile_policy_set, read_policy_dir
 from governance.projections import tables
 from ledger.canonical import canonical_bytes
+from ledger.checkpoint import parse_checkpoint_body, parse_signed_note
 from ledger.entry import utc_timestamp
 from ledger.merkle import leaf_hash
 from ledger.proofs import verify_inclusion
+from ledger.signing import verify_signature
 from policy_fixtures.gate_scenarios import (
     DEFAULT_RULES, REPO_POLICIES, Gate, copy_policies, failed_rules, result_of,
 )
 
 DECISION_FIELDS = {"decision", "decision_id", "seq", "model", "version", "environment", "policy_digest",
-                   "input_digest", "expires_at", "override_id", "results"}
+                   "input_digest", "expires_at", "override_id", "action", "rolls_back", "results"}
 RESULT_FIELDS = {"rule", "policy", "severity", "applicable", "passed", "message", "remediation"}
 NOW_DERIVED = ("now", "age_days")
 
@@ -68,6 +70,8 @@ def assert_recorded(gate: Gate, decision: dict) -> dict:
     assert payload["input_digest"] == decision["input_digest"]
     assert payload["results"] == decision["results"]
     assert payload["expires_at"] == decision["expires_at"]
+    assert (payload["action"], payload["rolls_back"]) == (decision["action"], decision["rolls_back"]) == (
+        "deploy", None)
     context = payload["context"]
     assert hashlib.sha256(canonical_bytes(context)).hexdigest() == decision["input_digest"]
     assert (context["environment"], context["model"]["name"], context["version"]["version"]) == (
@@ -389,19 +393,39 @@ def test_rollback_returns_to_the_previous_version_and_records_why(gate):
     first = deploy(gate, "1")
     second = deploy(gate, "2")
     assert second["previous_version"] == "1"
+    size = gate.ledger.size()
     nothing_before = gate.rollback(first["deployment_id"], expect=409)  # not live any more
     assert nothing_before["message"] == (f"{first['deployment_id']} is not live in staging "
                                          f"({second['deployment_id']} is); only the live deployment "
                                          "can be rolled back")
+    assert gate.ledger.size() == size  # refused before the gate: not even a decision
     back = gate.rollback(second["deployment_id"], reason="latency regression")
+    decision = back.pop("decision")
     assert back == {
         "deployment_id": f"dp-{back['seq']}", "model": "churn", "version": "1", "environment": "staging",
-        "action": "rollback", "decision_id": None, "previous_version": "2",
+        "action": "rollback", "decision_id": f"dc-{back['seq'] - 1}", "previous_version": "2",
         "rolls_back": second["deployment_id"], "rolled_back_by": None, "reason": "latency regression",
         "actor": "dan", "at": back["at"], "seq": back["seq"], "flagged": False}
+    assert gate.ledger.size() == size + 2  # the decision, then the rollback, in one transaction
+    # the rollback went through the gate: a recorded allow for version 1, saying it is a rollback
+    assert (decision["decision"], decision["decision_id"], decision["action"], decision["rolls_back"]) == (
+        "allow", back["decision_id"], "rollback", second["deployment_id"])
+    assert (decision["model"], decision["version"], decision["environment"]) == ("churn", "1", "staging")
+    assert failed_rules(decision) == []
+    recorded_decision = recorded(gate, decision)["payload"]
+    assert (recorded_decision["action"], recorded_decision["rolls_back"]) == ("rollback", second["deployment_id"])
+    assert recorded_decision["context"]["action"] == "rollback"
+    assert recorded_decision["context"]["rollback"] == {
+        "rolls_back": second["deployment_id"], "from_version": "2", "to_version": "1"}
+    fetched = gate.client.get(f"/api/v1/decisions/{decision['decision_id']}",
+                              headers=gate.world.auditor()).get_json()
+    assert fetched == {**decision, "deployment_id": back["deployment_id"]}
+    assert gate.deploy(decision["decision_id"], expect=409)["message"] == (
+        f"decision {decision['decision_id']} was already used by {back['deployment_id']}; check again")
     entry = json.loads(gate.ledger.entry(back["seq"]).canonical)
     assert entry["kind"] == "deployment.rolled_back"
     assert entry["payload"]["reason"] == "latency regression"
+    assert (entry["payload"]["decision_id"], entry["payload"]["override_id"]) == (decision["decision_id"], None)
     assert entry["subject"] == "model:churn@1"
 
     itself = gate.rollback(back["deployment_id"], expect=409)
@@ -420,6 +444,112 @@ def test_rollback_returns_to_the_previous_version_and_records_why(gate):
     third = deploy(gate, "2")
     assert third["previous_version"] == "1"
     gate.assert_all_replay(minimum=4)
+
+
+def reject(gate: Gate, version: str, model: str = "churn") -> dict:
+    """A standing rejection of ``model@version`` by erin (business): the gate denies it everywhere."""
+    return gate.world.approve("erin", "business", model=model, version=version, decision="reject")
+
+
+def test_a_rollback_to_a_version_denied_now_is_refused_with_the_decision(gate):
+    gate.minimal(versions=("1", "2"))
+    deploy(gate, "1")
+    second = deploy(gate, "2")
+    rejection = reject(gate, "1")  # version 1 is denied now
+    size = gate.ledger.size()
+    response = gate.client.post(f"/api/v1/deployments/{second['deployment_id']}/rollback",
+                                json={"reason": "latency regression"}, headers=gate.deployer)
+    assert response.status_code == 409, response.get_json()
+    body = response.get_json()
+    assert set(body) == {"code", "status", "message", "errors"}
+    assert (body["code"], body["status"]) == (409, "Conflict")
+    decision = body["errors"]["decision"]
+    assert body["message"] == (f"the gate denied the rollback of {second['deployment_id']} to churn@1 in "
+                               f"staging (decision {decision['decision_id']}): signoff.no-rejection")
+    assert (decision["decision"], decision["action"], decision["rolls_back"]) == (
+        "deny", "rollback", second["deployment_id"])
+    assert failed_rules(decision) == ["signoff.no-rejection"]
+    assert result_of(decision, "signoff.no-rejection")["message"] == (
+        f"Rejected by erin (business, {rejection['approval_id']})")
+    # nothing but the decision was recorded, and version 2 is still live
+    assert gate.ledger.size() == size + 1
+    assert recorded(gate, decision)["kind"] == "deployment.decision.recorded"
+    assert [d["deployment_id"] for d in history(gate, model="churn", environment="staging")][0] == (
+        second["deployment_id"])
+    assert live(gate, utc_timestamp())["version"] == "2"
+    assert gate.client.get(f"/api/v1/decisions/{decision['decision_id']}",
+                           headers=gate.world.auditor()).get_json()["deployment_id"] is None
+
+    # once the rejection is revoked, the same rollback passes the gate
+    gate.revoke(rejection, gate.world.approver("erin", "business"))
+    back = gate.rollback(second["deployment_id"])
+    assert (back["version"], back["decision"]["decision"]) == ("1", "allow")
+    gate.assert_all_replay(minimum=4)
+
+
+def test_a_denied_rollback_can_go_through_a_confirmed_break_glass_override(gate):
+    gate.minimal(versions=("1", "2"))
+    deploy(gate, "1")
+    second = deploy(gate, "2")
+    reject(gate, "1")
+    gate.rollback(second["deployment_id"], expect=409)
+    override = gate.world._post("/api/v1/deployments/overrides", {
+        "model": "churn", "version": "1", "environment": "staging",
+        "justification": "version 2 corrupts scores; back to 1 now"}, gate.world.headers("root", "admin"))
+    gate.world._post(f"/api/v1/deployments/overrides/{override['override_id']}/confirm", {},
+                     gate.world.approver("olga", "model_risk"), expect=200)
+    back = gate.rollback(second["deployment_id"], reason="INC-9 scores corrupted")
+    decision = back.pop("decision")
+    assert (back["version"], back["flagged"]) == ("1", True)
+    assert (decision["decision"], decision["override_id"]) == ("allow", override["override_id"])
+    assert failed_rules(decision) == ["signoff.no-rejection"]
+    assert result_of(decision, "break-glass.override")["passed"] is True
+    entry = json.loads(gate.ledger.entry(back["seq"]).canonical)
+    assert entry["payload"]["override_id"] == override["override_id"]
+    flagged = gate.client.get("/api/v1/audit/events", query_string={"flagged": "true", "kind": "deployment.*"},
+                              headers=gate.world.auditor()).get_json()["events"]
+    assert back["seq"] in [e["seq"] for e in flagged] and decision["seq"] in [e["seq"] for e in flagged]
+    gate.assert_all_replay(minimum=4)
+
+
+def test_a_rollback_may_return_to_a_version_signed_off_before_its_latest_evidence(gate):
+    """The default pack says so explicitly: for a rollback, standing sign-offs count even when
+    they predate the version's latest evidence; a new deployment needs them renewed."""
+    gate.compliant(version="1")
+    first = gate.deploy(gate.check(version="1")["decision_id"])
+    gate.compliant(version="2")
+    second = gate.deploy(gate.check(version="2")["decision_id"])
+    assert second["previous_version"] == "1"
+    gate.world.evidence("model_card", {"content": "# Credit risk, revised"}, version="1")
+    forward = gate.check(version="1")
+    assert failed_rules(forward) == ["signoff.required-areas"]
+
+    back = gate.rollback(second["deployment_id"], reason="back to the version we trust")
+    decision = back.pop("decision")
+    assert (back["version"], decision["decision"], decision["action"]) == ("1", "allow", "rollback")
+    assert result_of(decision, "signoff.required-areas") == {
+        **result_of(decision, "signoff.required-areas"),
+        "applicable": False, "passed": True, "message": "not applicable: a deployment, not a rollback"}
+    relaxed = result_of(decision, "signoff.rollback-areas")
+    assert (relaxed["applicable"], relaxed["passed"]) == (True, True)
+    assert "before the version's latest evidence" in relaxed["message"]
+    assert result_of(forward, "signoff.rollback-areas")["message"] == "not applicable: a rollback"
+    assert first["version"] == back["version"]
+    gate.assert_all_replay(minimum=4)
+
+
+def test_a_rollback_still_needs_standing_sign_offs(gate):
+    scenario = gate.compliant(version="1")
+    gate.deploy(gate.check(version="1")["decision_id"])
+    gate.compliant(version="2")
+    second = gate.deploy(gate.check(version="2")["decision_id"])
+    gate.revoke(scenario["approvals"]["privacy"], gate.world.approver("bob", "privacy"))
+    refused = gate.rollback(second["deployment_id"], expect=409)
+    decision = refused["errors"]["decision"]
+    assert failed_rules(decision) == ["signoff.rollback-areas"]
+    assert result_of(decision, "signoff.rollback-areas")["message"] == (
+        "Missing standing sign-off for a rollback of a high risk version in prod: approver:privacy")
+    gate.assert_all_replay(minimum=3)
 
 
 def test_history_per_model_and_environment(gate):
@@ -494,7 +624,7 @@ def test_live_at_answers_the_version_live_at_a_time_with_proofs(gate):
 
     now = live(gate, utc_timestamp())
     assert now["version"] == "1"
-    assert now["deployment"] == back
+    assert now["deployment"] == {k: v for k, v in back.items() if k != "decision"}
     assert_proved(gate, now["established_by"], back)
     assert now["next_change"] is None
 
@@ -506,6 +636,64 @@ def test_live_at_answers_the_version_live_at_a_time_with_proofs(gate):
     missing = gate.client.get("/api/v1/deployments/live", query_string={"model": "churn"},
                               headers=gate.world.auditor())
     assert missing.status_code == 422
+
+
+def assert_signed_by_the_ledger(gate: Gate, proof: dict) -> dict:
+    """The proof names a signed checkpoint of its own tree, and the note's signature verifies."""
+    checkpoint = proof["checkpoint"]
+    assert checkpoint is not None, proof
+    assert (checkpoint["tree_size"], checkpoint["root_hash"]) == (proof["tree_size"], proof["root_hash"])
+    body, signatures = parse_signed_note(checkpoint["note"])
+    parsed = parse_checkpoint_body(body)
+    assert (parsed.tree_size, parsed.root_hash.hex()) == (proof["tree_size"], proof["root_hash"])
+    keys = {k["key_id"]: base64.b64decode(k["public_key_b64"]) for k in
+            gate.client.get("/api/v1/ledger/public-keys").get_json()["keys"]}
+    [signature] = signatures
+    verify_signature(keys[checkpoint["key_id"]], body.encode(), signature.signature)
+    return checkpoint
+
+
+def test_live_at_proofs_name_the_signed_checkpoint_they_verify_against(gate):
+    gate.world.auditor()
+    gate.minimal(versions=("1", "2"))
+    first = deploy(gate, "1")
+    second = deploy(gate, "2")
+    assert gate.ledger.latest_checkpoint() is None  # nothing signed yet (no cadence in tests)
+
+    answer = live(gate, first["at"])
+    signed = assert_signed_by_the_ledger(gate, answer["established_by"]["inclusion_proof"])
+    assert assert_signed_by_the_ledger(gate, answer["next_change"]["inclusion_proof"]) == signed
+    assert answer["checkpoint"] == signed
+    assert signed["tree_size"] == gate.ledger.size() == answer["tree_size"]
+    assert gate.ledger.latest_checkpoint().tree_size == signed["tree_size"]
+
+    # a checkpoint that covers the entries is reused, not signed again
+    gate.world.evidence("model_card", {"content": "later"}, model="churn", version="2")
+    again = live(gate, first["at"])
+    assert again["checkpoint"] == signed
+    assert again["established_by"]["inclusion_proof"]["checkpoint"] == signed
+    assert again["tree_size"] == signed["tree_size"] < gate.ledger.size()
+
+    # a change the latest checkpoint does not cover yet gets a new one, extending the old
+    back = gate.rollback(second["deployment_id"])
+    now = live(gate, utc_timestamp())
+    newer = assert_signed_by_the_ledger(gate, now["established_by"]["inclusion_proof"])
+    assert now["established_by"]["entry"]["seq"] == back["seq"] < newer["tree_size"]
+    assert newer["tree_size"] > signed["tree_size"]
+    assert_proved(gate, now["established_by"], back)
+
+
+def test_live_at_without_a_signing_key_proves_against_the_current_tree(make_app):
+    """Where no checkpoint can be had (no key configured), the proof still verifies, naming none."""
+    gate = on(make_app(LEDGER_SIGNING_KEY=""))
+    gate.world.auditor()
+    gate.minimal()
+    deployed = deploy(gate, "1")
+    answer = live(gate, deployed["at"])
+    assert answer["checkpoint"] is None
+    assert answer["established_by"]["inclusion_proof"]["checkpoint"] is None
+    assert answer["tree_size"] == gate.ledger.size()
+    assert_proved(gate, answer["established_by"], deployed)
 
 
 # -- roles and validation ---------------------------------------------------------------

@@ -15,13 +15,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from policy_fixtures.gate_scenarios import Gate
+from ports import served
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT = ROOT / "governance" / "gate" / "client.py"
@@ -37,15 +36,8 @@ def gate(world) -> Gate:
 
 @pytest.fixture
 def server(app, gate):
-    httpd = make_server("127.0.0.1", 0, app, threaded=False)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}"
-    finally:
-        httpd.shutdown()
-        thread.join(timeout=10)
-        httpd.server_close()
+    with served(app) as url:
+        yield url
 
 
 @pytest.fixture
@@ -164,6 +156,69 @@ def test_record_a_target_checks_then_records(server, deployer, gate):
     assert len(gate.entries("deployment.recorded")) == 2
 
 
+def test_rollback_goes_through_the_gate(server, deployer, gate):
+    gate.world.version("churn", "2")
+    gate.world.evidence("model_card", {"content": "# Churn 2"}, model="churn", version="2")
+    assert run("record", *TARGET, url=server, token=deployer).returncode == 0
+    assert run("record", "--model", "churn", "--version", "2", "--environment", "staging",
+               url=server, token=deployer).returncode == 0
+    live = gate.entries("deployment.recorded")[-1]["seq"]
+
+    result = run("rollback", "--model", "churn", "--environment", "staging", "--reason", "latency doubled",
+                 url=server, token=deployer)
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    decision = gate.decision_entries()[-1]
+    [rollback] = gate.entries("deployment.rolled_back")
+    assert decision["payload"]["action"] == "rollback" and decision["payload"]["decision"] == "allow"
+    assert rollback["payload"]["decision_id"] == f"dc-{decision['seq']}"
+    assert rollback["payload"]["reason"] == "latency doubled"
+    lines = result.stdout.splitlines()
+    digest = decision["payload"]["policy_digest"]
+    assert lines[0] == (f"ALLOW: churn@1 -> staging, rolling back dp-{live} (decision dc-{decision['seq']}, "
+                        f"seq {decision['seq']}, policy {digest[:12]})")
+    assert not any("record the deployment" in line for line in lines)
+    assert lines[-1] == (f"ROLLED BACK: dp-{rollback['seq']} churn@1 -> staging "
+                         f"(seq {rollback['seq']}, was 2, rolls back dp-{live})")
+
+    # a rollback is not rolled back: the server refuses (exit 1), nothing is recorded
+    size = gate.ledger.size()
+    again = run("rollback", "--deployment-id", f"dp-{rollback['seq']}", "--reason", "again",
+                url=server, token=deployer)
+    assert again.returncode == 1, (again.stdout, again.stderr)
+    assert again.stderr == f"REFUSED: dp-{rollback['seq']} is itself a rollback; deploy forward instead\n"
+    assert gate.ledger.size() == size
+
+
+def test_a_denied_rollback_exits_1_with_the_reasons(server, deployer, gate):
+    gate.world.version("churn", "2")
+    assert run("record", *TARGET, url=server, token=deployer).returncode == 0
+    assert run("record", "--model", "churn", "--version", "2", "--environment", "staging",
+               url=server, token=deployer).returncode == 0
+    live = gate.entries("deployment.recorded")[-1]["seq"]
+    rejection = gate.world.approve("erin", "business", model="churn", version="1", decision="reject")
+    result = run("rollback", "--model", "churn", "--environment", "staging", "--reason", "latency",
+                 url=server, token=deployer)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    decision = gate.decision_entries()[-1]
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"DENY: churn@1 -> staging, rolling back dp-{live} (decision dc-{decision['seq']}")
+    assert lines[1] == f"  x signoff.no-rejection: Rejected by erin (business, {rejection['approval_id']})"
+    assert result.stderr == (f"REFUSED: the gate denied the rollback of dp-{live} to churn@1 in staging "
+                             f"(decision dc-{decision['seq']}): signoff.no-rejection\n")
+    assert gate.entries("deployment.rolled_back") == []
+
+    as_json = run("--json", "rollback", "--deployment-id", f"dp-{live}", "--reason", "latency",
+                  url=server, token=deployer)
+    assert as_json.returncode == 1
+    body = json.loads(as_json.stdout)
+    assert body["code"] == 409 and body["errors"]["decision"]["decision"] == "deny"
+
+    nothing = run("rollback", "--model", "churn", "--environment", "prod", "--reason", "x",
+                  url=server, token=deployer)
+    assert nothing.returncode == 1
+    assert nothing.stderr == "REFUSED: nothing of churn is deployed in prod\n"
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -211,10 +266,13 @@ def test_errors_exit_2(server, deployer, gate):
     (("record",), "error: --model, --version and --environment are required"),
     (("check", "--model", "churn", "--version", "1", "--environment", "dev", "--bogus"), "unrecognized arguments"),
     (("deploy", *TARGET), "invalid choice: 'deploy'"),
+    (("rollback", "--model", "churn", "--environment", "staging"), "the following arguments are required: --reason"),
+    (("rollback", "--model", "churn", "--reason", "x"),
+     "error: --deployment-id, or --model and --environment, are required"),
     ((), "the following arguments are required: command"),
     (("--timeout", "soon", "check", *TARGET), "invalid float value: 'soon'"),
-], ids=["missing-environment", "record-without-target", "unknown-option", "unknown-command", "no-command",
-        "bad-timeout"])
+], ids=["missing-environment", "record-without-target", "unknown-option", "unknown-command",
+        "rollback-without-reason", "rollback-without-target", "no-command", "bad-timeout"])
 def test_bad_arguments_exit_2(server, deployer, gate, args, message):
     result = run(*args, url=server, token=deployer)
     assert result.returncode == 2, (result.stdout, result.stderr)

@@ -21,15 +21,16 @@ import uuid
 import attr
 import pytest
 import requests
+import sqlalchemy as sa
 from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import (
     DatasetEvent, InputDataset, Job, JobEvent, OutputDataset, Run, RunEvent, RunState, StaticDataset,
 )
 from openlineage.client.facet_v2 import DatasetFacet, JobFacet, RunFacet, schema_dataset
 from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
-from werkzeug.serving import make_server
 
 from factories import World
+from ports import served
 
 GRAPH = "/api/v1/models/credit-risk/versions/1/lineage"
 PRODUCER = "https://example.org/pipelines/credit-risk"
@@ -70,15 +71,8 @@ class OwnerJobFacet(JobFacet):
 @pytest.fixture
 def server(app):
     """Serve ``app`` over real HTTP on a free port of 127.0.0.1; yield its base URL."""
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with served(app, threaded=True) as url:
+        yield url
 
 
 class Emitter:
@@ -452,3 +446,103 @@ def test_lineage_needs_author_or_deployer(world, client):
     response = client.post("/api/v1/lineage", json=valid_event(), headers=deployer)
     assert response.status_code == 201
     assert world.ledger_size() == before + 1
+
+
+# -- repeated events ---------------------------------------------------------------------
+
+def test_a_repeated_event_answers_with_the_entry_already_recorded(world, emitter):
+    """OpenLineage clients retry: the same event again is recognised, not appended twice."""
+    register(world)
+    send = emitter()
+    event = run_event(RunState.COMPLETE, str(uuid.uuid4()), ("ml", "train_credit_risk"),
+                      inputs=[("ml-governance", "loans")], outputs=[("s3://models", "credit-risk/1")])
+    first = send.emit(event)
+    carol = world.author("carol")  # a token is an entry too: made before counting
+    size = world.ledger_size()
+    send.client.emit(event)  # the client's own retry, byte for byte
+    assert send.sent[-1][0] == 200, send.sent[-1]
+    assert send.sent[-1][2] == first
+    # the same event with its keys in another order and other whitespace is the same event
+    body = json.dumps(send.sent[0][1], indent=3, sort_keys=True)
+    response = world.client.post("/api/v1/lineage", data=body,
+                                 headers={**carol, "Content-Type": "application/json"})
+    assert (response.status_code, response.get_json()) == (200, first)
+    assert world.ledger_size() == size
+    assert [e["seq"] for e in world.client.get("/api/v1/audit/events", query_string={
+        "kind": "lineage.*"}, headers=world.auditor()).get_json()["events"]] == [first["seq"]]
+
+
+def test_another_event_with_the_same_run_type_and_time_is_409_and_writes_nothing(world, client):
+    world.registered_version()
+    headers = world.author()
+    event = valid_event()
+    recorded = client.post("/api/v1/lineage", json=event, headers=headers)
+    assert recorded.status_code == 201, recorded.get_json()
+    seq, run_id = recorded.get_json()["seq"], event["run"]["runId"]
+    size = world.ledger_size()
+    changed = copy.deepcopy(event)
+    changed["outputs"][0]["name"] = "loans_v2"
+    response = client.post("/api/v1/lineage", json=changed, headers=headers)
+    assert response.status_code == 409, response.get_json()
+    assert response.get_json()["message"] == (
+        f"run {run_id} already has a COMPLETE event at 2024-05-01T10:00:00Z (seq {seq}) with other "
+        "content; an OpenLineage event is recorded once")
+    assert world.ledger_size() == size
+    # another event type or another time of the same run is another event
+    for key, value in (("eventType", "FAIL"), ("eventTime", "2024-05-01T10:00:00.000Z")):
+        other = client.post("/api/v1/lineage", json={**changed, key: value}, headers=headers)
+        assert other.status_code == 201, (key, other.get_json())
+    assert world.ledger_size() == size + 2
+
+
+def test_identical_events_sent_at_once_are_appended_once(world, server):
+    world.registered_version()
+    token = world.token("alice", "author")
+    event = valid_event()
+    size = world.ledger_size()
+    barrier = threading.Barrier(8)
+    answers = []
+
+    def post():
+        with requests.Session() as session:
+            barrier.wait()
+            response = session.post(f"{server}/api/v1/lineage", json=event, timeout=30,
+                                    headers={"Authorization": f"Bearer {token}"})
+            answers.append((response.status_code, response.json()))
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(status for status, _ in answers) == [200] * 7 + [201]
+    assert len({body["seq"] for _, body in answers}) == 1
+    assert world.ledger_size() == size + 1
+
+
+def test_the_upgrade_that_adds_the_event_index_fills_it_from_the_ledger(app, world, client):
+    """Events recorded before the index existed are found by it after the upgrade, first entry first."""
+    from alembic import command
+
+    from app import alembic_config
+    from governance.projections import tables
+
+    world.registered_version()
+    headers = world.author()
+    events = [valid_event(), valid_event()]
+    seqs = [client.post("/api/v1/lineage", json=e, headers=headers).get_json()["seq"] for e in events]
+    engine = app.extensions["db_engine"]
+    with engine.connect() as conn:
+        indexed = sorted(conn.execute(sa.select(tables.lineage_event)).all())
+    assert sorted(row.seq for row in indexed) == seqs
+
+    for target in ("0003_gate", "head"):
+        with engine.connect() as conn:
+            getattr(command, "downgrade" if target != "head" else "upgrade")(alembic_config(conn), target)
+            conn.commit()
+    with engine.connect() as conn:
+        assert sorted(conn.execute(sa.select(tables.lineage_event)).all()) == indexed
+    size = world.ledger_size()
+    again = client.post("/api/v1/lineage", json=events[0], headers=headers)
+    assert (again.status_code, again.get_json()["seq"]) == (200, seqs[0])
+    assert world.ledger_size() == size

@@ -305,7 +305,7 @@ def test_every_problem_of_every_file_is_listed():
 
 def test_the_default_pack_compiles():
     policy_set = compile_policy_set(read_policy_dir(REPO_POLICIES))
-    assert len(policy_set.rules) == 11
+    assert len(policy_set.rules) == 12
     assert sorted(policy_set.environments) == ["dev", "prod", "staging"]
 
 

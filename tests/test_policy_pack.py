@@ -17,7 +17,7 @@ import yaml
 
 from governance.policy.engine import evaluate
 from policy_fixtures.gate_scenarios import (
-    DEFAULT_RULES, DPIA, REPO_POLICIES, Gate, bias_attribute, bias_report, copy_policies,
+    DEFAULT_RULES, DPIA, REPO_POLICIES, ROLLBACK_RULES, Gate, bias_attribute, bias_report, copy_policies,
     failed_rules, result_of, sample,
 )
 
@@ -58,6 +58,10 @@ def test_a_compliant_high_risk_version_passes_every_default_rule(gate, rules):
     assert sorted(r["rule"] for r in decision["results"]) == sorted(DEFAULT_RULES)
     assert set(rules) == set(DEFAULT_RULES)
     for result in decision["results"]:
+        if result["rule"] in ROLLBACK_RULES:
+            assert (result["applicable"], result["passed"], result["message"]) == (
+                False, True, "not applicable: a rollback"), result
+            continue
         assert (result["applicable"], result["passed"]) == (True, True), result
         assert result["message"] == rules[result["rule"]]["description"]
         assert result["remediation"] is None
@@ -102,7 +106,7 @@ def test_rule_variants_that_pass(gate, case):
         result = result_of(decision, rule)
         assert (result["applicable"], result["passed"], result["message"]) == (False, True, message)
     applicable = {r["rule"] for r in decision["results"] if r["applicable"]}
-    assert applicable == set(DEFAULT_RULES) - set(not_applicable)
+    assert applicable == set(DEFAULT_RULES) - set(not_applicable) - set(ROLLBACK_RULES)
 
 
 # -- failing ------------------------------------------------------------------------
@@ -249,13 +253,23 @@ def test_a_signoff_given_before_newer_evidence_no_longer_counts(gate, rules):
     assert_only_failure(decision, "signoff.required-areas", MISSING_ALL + ", ".join(
         f"approver:{area}{stale}" for area in ("model_risk", "compliance", "privacy")), rules)
 
-    # each approver looks again: revoke, then sign off the current evidence
+    # each approver looks again and signs off the current evidence: one round, no revocation
+    renewed = {}
     for area, approval in scenario["approvals"].items():
-        person = approval["actor"]
-        gate.revoke(approval, gate.world.approver(person, area), reason="new evidence to review")
-        again = gate.world.approve(person, area)
+        again = gate.world.approve(approval["actor"], area)
+        assert again["supersedes"] == approval["approval_id"]
         assert newer["evidence_id"] in [e["evidence_id"] for e in again["evidence"]]
-    assert gate.check()["decision"] == "allow"
+        renewed[area] = again
+    decision = gate.check()
+    assert decision["decision"] == "allow", decision["results"]
+    assert failed_rules(decision) == []
+    # only the standing sign-offs count; the superseded ones are in the context beside them
+    context = json.loads(gate.ledger.entry(decision["seq"]).canonical)["payload"]["context"]
+    assert [a["id"] for a in context["approvals"]] == [a["approval_id"] for a in renewed.values()]
+    assert [(a["id"], a["superseded_by"]) for a in context["superseded_approvals"]] == [
+        (old["approval_id"], renewed[area]["approval_id"]) for area, old in scenario["approvals"].items()]
+    assert context["revoked_approvals"] == []
+    gate.assert_all_replay(minimum=3)
 
 
 def test_a_revoked_signoff_no_longer_counts(gate, rules):

@@ -2,8 +2,9 @@
 
 ``flask governance rebuild`` drops every projection row and replays the
 ledger: on a rich scenario (tokens incl. a revoked one, datasets, models,
-versions, lineage, evidence incl. superseded, documents, approvals incl.
-revoked) the rows and the API's answers must come back identical, even after
+versions, lineage incl. a repeated event, evidence incl. superseded,
+documents, approvals incl. revoked and superseded, decisions, deployments, a
+denied and a break-glass rollback) the rows and the API's answers must come back identical, even after
 the rows were damaged. And a projection that fails inside a write must abort
 the ledger append with it.
 """
@@ -20,11 +21,13 @@ from sqlalchemy.exc import IntegrityError
 from factories import World, digest
 from governance.identity import tokens
 from governance.projections import projector, tables
+from policy_fixtures.gate_scenarios import Gate
 
 V1 = "/api/v1/models/credit-risk/versions/1"
 FILLED = [tables.token, tables.model, tables.dataset, tables.dataset_version, tables.model_version,
-          tables.version_dataset, tables.lineage_node, tables.lineage_edge, tables.evidence,
-          tables.approval, tables.audit_event]
+          tables.version_dataset, tables.lineage_node, tables.lineage_edge, tables.lineage_event,
+          tables.evidence, tables.approval, tables.policy_set, tables.decision, tables.deployment,
+          tables.override, tables.audit_event]
 
 
 def snapshot(app) -> dict:
@@ -105,6 +108,23 @@ class Scenario:
         assert c.post(f"{V1}/approvals/{cid['approval_id']}/revoke", json={"reason": "audit"},
                       headers=self.admin).status_code == 201
         w.approve("pia", "privacy", model="fraud")
+        w.evidence("model_card", {"content": "# Fraud, revised"}, model="fraud", headers=w.author("eve"))
+        w.approve("pia", "privacy", model="fraud")  # signed off again: supersedes the first
+        assert c.post("/api/v1/lineage", json=events[3], headers=w.author()).status_code == 200  # a repeat
+
+        # the gate: deployments, a rollback the gate denies, then one through break-glass
+        gate = Gate(w)
+        gate.minimal("churn", versions=("1", "2"))
+        for version in ("1", "2"):
+            self.live = gate.deploy(gate.check("churn", version, "staging")["decision_id"])
+        w.approve("erin", "business", model="churn", version="1", decision="reject")
+        gate.rollback(self.live["deployment_id"], expect=409)
+        override = w._post("/api/v1/deployments/overrides", {
+            "model": "churn", "version": "1", "environment": "staging",
+            "justification": "version 2 corrupts scores; back to 1 now"}, self.admin)
+        w._post(f"/api/v1/deployments/overrides/{override['override_id']}/confirm", {},
+                w.approver("olga", "model_risk"), expect=200)
+        self.rollback = gate.rollback(self.live["deployment_id"])
         w.ledger.append("operator.note", "operator:test", "ledger:maintenance", {"text": "=1+1"})
         self.answers()  # reading a version may record the policy set in force: let it happen now
 
@@ -116,6 +136,8 @@ class Scenario:
         "/api/v1/datasets", "/api/v1/datasets/loans/versions", "/api/v1/datasets/bureau/versions/2024-01",
         "/api/v1/audit/events?limit=500", "/api/v1/audit/events?kind=approval.*",
         "/api/v1/audit/events?model=credit-risk&version=1",
+        "/api/v1/models/fraud/versions/1/approvals", "/api/v1/deployments?model=churn",
+        "/api/v1/deployments/overrides", "/api/v1/models/churn/versions/1",
     ]
 
     def answers(self) -> dict:
@@ -131,6 +153,10 @@ class Scenario:
         doc = c.get(f"/api/v1/documents/{self.document['sha256']}", headers=self.auditor)
         result["document"] = (doc.status_code, doc.data)
         result["revoked token"] = c.get("/api/v1/models", headers=self.revoked).status_code
+        for decision_id in (self.live["decision_id"], self.rollback["decision_id"]):
+            response = c.get(f"/api/v1/decisions/{decision_id}", headers=self.auditor)
+            assert response.status_code == 200, response.get_json()
+            result[decision_id] = response.get_json()
         return result
 
 
@@ -158,7 +184,15 @@ def test_rebuild_reproduces_every_projection_row(app, world, scenario):
         assert before[table.name], table.name
     assert len(before["gov_audit_event"]) == size
     assert any(row for row in before["gov_evidence"] if row[9] is not None)  # superseded_by
-    assert sum(1 for row in before["gov_approval"] if row[-1] is not None) == 2  # revoked_seq
+    approval_columns = list(tables.approval.c.keys())
+    approvals = [dict(zip(approval_columns, row)) for row in before["gov_approval"]]
+    assert sum(1 for row in approvals if row["revoked_seq"] is not None) == 2
+    assert sum(1 for row in approvals if row["superseded_by"] is not None) == 1
+    deployment_columns = list(tables.deployment.c.keys())
+    deployments = [dict(zip(deployment_columns, row)) for row in before["gov_deployment"]]
+    assert [(d["action"], d["flagged"]) for d in sorted(deployments, key=lambda d: d["seq"])] == [
+        ("deploy", False), ("deploy", False), ("rollback", True)]
+    assert len(before["gov_lineage_event"]) == 4  # the repeated event is not a fifth
 
     output = rebuild(app)
     assert output == f"rebuilt projections from {size} ledger entries\n"

@@ -1,12 +1,12 @@
 """``make run`` serves the app: the README's command, the real HTTP server, real requests.
 
-Everything else in the suite calls the app through Flask's test client or
-werkzeug's development server; this is the one place the server that
-``make run`` starts (granian by default, gunicorn with ``SERVER=gunicorn``)
-is driven end to end: set-up (migrations, signing key), readiness, an
-authenticated write, hostile bodies answered by the app and not by a crash,
-keep-alive, the access log, and a clean stop on SIGTERM to the server's main
-process (what a process manager sends). The database is the
+Most of the suite calls the app through Flask's test client or werkzeug's
+development server; here ``make run`` itself (granian by default, gunicorn
+with ``SERVER=gunicorn``) is driven end to end: set-up (migrations, signing
+key), readiness, the checkpoint signed at start, an authenticated write,
+hostile bodies (chunked ones included) answered by the app and not by a
+crash, keep-alive, the access log, and a clean stop on SIGTERM to the
+server's main process (what a process manager sends). The database is the
 suite's (a SQLite file, or a PostgreSQL schema under ``DATABASE_URL``).
 """
 
@@ -130,6 +130,11 @@ class Served:
         raise AssertionError("server processes left behind after make run exited")
 
 
+def chunks(body: bytes, size: int = 16 * 1024):
+    """``body`` as an iterable, which http.client sends with ``Transfer-Encoding: chunked``."""
+    return (body[i:i + size] for i in range(0, len(body), size))
+
+
 @pytest.fixture(params=["granian", "gunicorn"])
 def served(request, database, tmp_path):
     served = Served(request.param, database, tmp_path)
@@ -148,6 +153,9 @@ def test_make_run_serves_the_app(served, request):
     assert status == 200, body
     # The signing key was made by `make run` where the environment said, not in the repo.
     assert Path(served.env["LEDGER_SIGNING_KEY"]).exists()
+    # A fresh server signed a checkpoint of its empty ledger when it started.
+    status, _, body = served.request("GET", "/api/v1/ledger/checkpoint")
+    assert status == 200 and json.loads(body)["tree_size"] == 0, body
 
     author = served.token("alice", "author")
     headers = {"Content-Type": "application/json"}
@@ -164,8 +172,21 @@ def test_make_run_serves_the_app(served, request):
     status, _, body = served.request("POST", "/api/v1/models", b"\xff\xfe\x00garbage", token=author,
                                      headers=headers)
     assert status == 400, body
+    # A chunked body (no Content-Length to check up front) is held to the same limit.
+    minimal = {"owner": "eve", "risk_tier": "minimal", "uses_personal_data": False}
+    padded = json.dumps({"name": "padded", **minimal}).encode() + b" " * MAX_BODY
+    status, _, body = served.request("POST", "/api/v1/models", chunks(padded), token=author, headers=headers)
+    assert status == 413 and json.loads(body)["code"] == 413, body
+    long = json.dumps({"name": "long", **minimal, "description": "x" * MAX_BODY}).encode()
+    status, _, body = served.request("POST", "/api/v1/models", chunks(long), token=author, headers=headers)
+    assert status == 413 and json.loads(body)["code"] == 413, body
     status, _, body = served.request("GET", "/api/v1/models", token=author)
     assert status == 200 and json.loads(body) == [], body
+    # Within the limit a chunked body is read whole.
+    spaced = json.dumps({"name": "chunked", **minimal}).encode()
+    spaced = spaced[:-1] + b" " * (MAX_BODY // 2) + spaced[-1:]
+    status, _, body = served.request("POST", "/api/v1/models", chunks(spaced), token=author, headers=headers)
+    assert status == 201 and json.loads(body)["name"] == "chunked", body
 
     model = {"name": "credit-risk", "owner": "eve", "risk_tier": "high", "uses_personal_data": True,
              "protected_attributes": ["sex"]}

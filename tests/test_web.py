@@ -7,15 +7,21 @@ the JSON API (``policy_fixtures.web_scenarios``), the pages only read.
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import html
+import io
 import os
 import re
 import threading
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from markupsafe import escape
 
+from governance.audit import trail
 from governance.identity import tokens
+from governance.web import audit as web_audit
 from governance.web import keys
 from governance.web.errors import SessionKeyError
 from governance.web.auth import LOGIN_FAILED
@@ -254,6 +260,22 @@ HOSTILE_QUERIES = [
     ("/ui/audit", "modle=credit-risk", "modle"),
     ("/ui/audit", "model=a&model=b", "model"),
     ("/ui/audit", "actor=%00x", "control character"),
+    ("/ui/audit", "after=bm90LWEtY3Vyc29y", "after"),
+    ("/ui/audit", "after=" + "A" * 5000, "after"),
+    ("/ui/audit", "after=czE&cursor=czE", "not both"),
+    ("/ui/audit", "after=czE&after=czI", "after"),
+    ("/ui/audit.csv", "limit=5", "limit"),
+    ("/ui/audit.csv", "after=czE", "after"),
+    ("/ui/audit.csv", "format=json", "format"),
+    ("/ui/audit.csv", "cursor=bm90LWEtY3Vyc29y", "cursor"),
+    ("/ui/audit.csv", "since=yesterday", "since"),
+    ("/ui/audit.csv", "since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z", "until"),
+    ("/ui/audit.csv", "model=%3Cscript%3E", "model"),
+    ("/ui/audit.csv", "model=a&model=b", "model"),
+    ("/ui/audit.csv", "model=%ff%fe%80", "model"),
+    ("/ui/audit.csv", "kind=DROP%20TABLE", "kind"),
+    ("/ui/audit.csv", "flagged=yes", "flagged"),
+    ("/ui/audit.csv", "actor=%00x", "control character"),
     ("/ui/deployments", "limit=0", "limit"),
     ("/ui/deployments", "before_seq=-5", "before_seq"),
     ("/ui/deployments", "environment=PROD", "environment"),
@@ -394,28 +416,113 @@ def test_deployments_page_older_link(auditor, gate, scenario):
 
 # -- the audit trail's filters and pages ------------------------------------------------------------
 
-def test_the_audit_trail_pages_with_an_older_link_keeping_the_filters(auditor, world, scenario):
-    seen, url = [], "/ui/audit?model=credit-risk&limit=3"
-    while url:
-        page = text(auditor.get(url))
-        seen.extend(int(s) for s in re.findall(r'<tr id="seq-(\d+)"', page))
-        match = re.search(r'class="older" href="([^"]+)"', page)
-        url = html.unescape(match.group(1)) if match else None
-        if url:
-            assert "model=credit-risk" in url and "limit=3" in url
-    api = world.client.get("/api/v1/audit/events?model=credit-risk", headers=world.auditor())
-    assert seen == [e["seq"] for e in api.get_json()["events"]]
-    assert len(seen) > 6  # more than two pages
+def seqs(page: str) -> list[int]:
+    """The seqs of the audit rows of a page, in order."""
+    return [int(s) for s in re.findall(r'<tr id="seq-(\d+)"', page)]
+
+
+def pager(page: str) -> dict[str, str]:
+    """The pager's links of an audit page by class (newest, newer, older), unescaped."""
+    return {m.group(1): html.unescape(m.group(2))
+            for m in re.finditer(r'<a (?:rel="\w+" )?class="(newest|newer|older)" href="([^"]+)"', page)}
+
+
+def api_seqs(world, **query) -> list[int]:
+    """Every seq the audit API lists for ``query``, newest first (all its pages)."""
+    found, cursor = [], None
+    while True:
+        page = world.client.get("/api/v1/audit/events", headers=world.auditor(), query_string={
+            **query, "limit": 500, **({"cursor": cursor} if cursor else {})}).get_json()
+        found += [e["seq"] for e in page["events"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
+
+
+def walk(client, url: str, direction: str) -> tuple[list[list[int]], str]:
+    """Follow the ``direction`` links from ``url`` to the end: the seqs of each page, and the last page."""
+    pages = []
+    while True:
+        page = text(client.get(url))
+        pages.append(seqs(page))
+        links = pager(page)
+        for link in links.values():  # every link keeps the filters and the page size
+            query = parse_qs(urlsplit(link).query)
+            assert query["kind"] == ["test.*"] and query["limit"] == ["7"], link
+        if direction not in links:
+            return pages, page
+        url = links[direction]
+
+
+def test_the_audit_pages_walk_the_whole_trail_both_ways_keeping_the_filters(auditor, world, fill):
+    fill(30, kind="test.note")
+    expected = api_seqs(world, kind="test.*")
+    assert len(expected) == 30
+    first = text(auditor.get("/ui/audit?kind=test.*&limit=7"))
+    assert set(pager(first)) == {"older"}  # the newest page has nothing newer
+    older, last = walk(auditor, "/ui/audit?kind=test.*&limit=7", "older")
+    assert [len(p) for p in older] == [7, 7, 7, 7, 2]
+    assert [seq for p in older for seq in p] == expected  # no gap, no repeat
+    assert set(pager(last)) == {"newest", "newer"}  # the oldest page has nothing older
+    newer, top = walk(auditor, pager(last)["newer"], "newer")
+    assert newer == older[-2::-1]  # the same pages, back to the newest
+    assert set(pager(top)) == {"newest", "older"}
+    assert "older" in pager(text(auditor.get(pager(top)["newest"])))
+
+
+def test_entries_appended_while_paging_are_neither_repeated_nor_skipped(auditor, world, fill):
+    fill(20, kind="test.note")
+    before = api_seqs(world, kind="test.*")
+    page = text(auditor.get("/ui/audit?kind=test.*&limit=7"))
+    seen = seqs(page)
+    fill(5, kind="test.later")  # newer than everything seen
+    pages, last = walk(auditor, pager(page)["older"], "older")
+    seen += [seq for p in pages for seq in p]
+    assert seen == before
+    newer, top = walk(auditor, pager(last)["newer"], "newer")
+    assert sorted(set(seq for p in newer for seq in p) | set(seqs(last))) == sorted(
+        api_seqs(world, kind="test.*"))
+
+
+def test_the_audit_page_shows_50_events_by_default_and_up_to_500(auditor, world, fill):
+    fill(620, kind="test.note")
+    page = text(auditor.get("/ui/audit"))
+    assert len(seqs(page)) == 50 and "50 per page" in page
+    assert seqs(page) == api_seqs(world)[:50]
+    assert len(seqs(text(auditor.get("/ui/audit?limit=500")))) == 500
+    assert auditor.get("/ui/audit?limit=501").status_code == 400
 
 
 def test_the_audit_filters_match_the_api(auditor, scenario):
     page = text(auditor.get("/ui/audit?kind=deployment.override.*&actor=olga"))
-    assert re.findall(r'<tr id="seq-(\d+)"', page) == [str(scenario["confirmed"]["seq"])]
+    assert seqs(page) == [scenario["confirmed"]["seq"]]
     flagged = text(auditor.get("/ui/audit?flagged=true"))
-    assert len(re.findall(r'<tr id="seq-(\d+)"', flagged)) == 4
+    assert len(seqs(flagged)) == 4
     assert 'value="true" selected' in flagged
     none = text(auditor.get("/ui/audit?since=2099-01-01T00:00:00Z"))
     assert "No events match." in none
+
+
+def test_each_audit_row_shows_its_leaf_hash_and_links_to_its_entry_and_proof(app, auditor, world, scenario):
+    page = text(auditor.get("/ui/audit?limit=500"))
+    events = world.client.get("/api/v1/audit/events?limit=500", headers=world.auditor()).get_json()["events"]
+    assert seqs(page) == [e["seq"] for e in events]
+    anonymous = app.test_client()
+    for event in events:
+        seq, leaf = event["seq"], event["leaf_hash"]
+        cells = row(page, f"seq-{seq}")
+        # the whole hash, in the text (to copy) and the title; the stylesheet shows its start
+        assert f'<code class="leaf-hash" title="{leaf}">{leaf}</code>' in cells
+        assert f'<a class="entry-link" href="/ui/entries/{seq}">' in cells
+        proof_link = re.search(r'<a class="proof-link" href="([^"]+)"', cells).group(1)
+        assert proof_link == f"/api/v1/ledger/proofs/inclusion?seq={seq}"
+        # the hash is the entry's, and the proof (public: no token) proves that leaf
+        assert hashlib.sha256(b"\x00" + world.ledger.entry(seq).canonical).hexdigest() == leaf
+        proof = anonymous.get(proof_link)
+        assert proof.status_code == 200
+        assert (proof.get_json()["leaf_index"], proof.get_json()["leaf_hash"]) == (seq, leaf)
+    entry = text(auditor.get(f"/ui/entries/{events[0]['seq']}"))
+    assert events[0]["leaf_hash"] in entry
 
 
 def test_the_entry_page_shows_the_stored_entry(auditor, scenario):
@@ -423,6 +530,117 @@ def test_the_entry_page_shows_the_stored_entry(auditor, scenario):
     assert "deployment.override.requested" in page
     assert f"/api/v1/ledger/proofs/inclusion?seq={scenario['requested']['seq']}" in page
     assert "&lt;script&gt;alert(" in page and "<script>" not in page
+
+
+# -- the audit trail as CSV ------------------------------------------------------------------------
+
+FORMULAS = ['=HYPERLINK("https://evil.example","x")', "+1+1", "-2-2", "@SUM(A1:A9)"]
+
+
+@pytest.fixture
+def formulas(world):
+    """Entries whose actor and subjects look like spreadsheet formulas."""
+    for subject in FORMULAS:
+        world.ledger.append("test.note", "@mallory", subject, {"note": subject})
+
+
+def csv_rows(response) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text(response), newline="")))
+
+
+@pytest.mark.parametrize("query", [
+    {}, {"model": "credit-risk"}, {"kind": "deployment.*"}, {"flagged": "true"}, {"actor": "@mallory"},
+    {"model": "credit-risk", "version": "1", "flagged": "false"}, {"kind": "test.note", "actor": "@mallory"},
+    {"since": "2000-01-01T00:00:00Z", "until": "2099-01-01T00:00:00+02:00"}, {"model": "nobody"},
+], ids=lambda q: "&".join(f"{k}={v}" for k, v in q.items()) or "all")
+def test_the_audit_csv_is_the_apis_csv_of_the_whole_filtered_trail(auditor, world, scenario, formulas, query):
+    response = auditor.get("/ui/audit.csv", query_string=query)
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="audit-events.csv"'
+    assert "X-Next-Cursor" not in response.headers
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers[name] == value
+    api = world.client.get("/api/v1/audit/events", query_string={**query, "format": "csv", "limit": 500},
+                           headers=world.auditor())
+    assert response.get_data() == api.get_data()  # the same columns, rows and neutralised cells
+    rows = csv_rows(response)
+    assert rows[0] == list(trail.CSV_COLUMNS)
+    assert [int(r[0]) for r in rows[1:]] == api_seqs(world, **query)
+
+
+def test_the_audit_csv_neutralises_formulas(auditor, formulas):
+    rows = csv_rows(auditor.get("/ui/audit.csv?actor=@mallory"))
+    cells = [dict(zip(rows[0], r)) for r in rows[1:]]
+    assert [c["subject"] for c in cells] == ["'" + f for f in reversed(FORMULAS)]
+    assert {c["actor"] for c in cells} == {"'@mallory"}
+    assert not any(cell[:1] in ("=", "+", "-", "@") for r in rows for cell in r)
+
+
+def test_the_audit_page_links_the_csv_of_its_filters_whatever_the_page(auditor, world, scenario):
+    page = text(auditor.get("/ui/audit?model=credit-risk&kind=deployment.*&flagged=true&limit=2"))
+    assert "at most 100,000 rows" in page
+    link = html.unescape(re.search(r'<a class="csv" href="([^"]+)"', page).group(1))
+    assert urlsplit(link).path == "/ui/audit.csv"
+    assert parse_qs(urlsplit(link).query) == {"model": ["credit-risk"], "kind": ["deployment.*"],
+                                              "flagged": ["true"]}
+    older = text(auditor.get(pager(page)["older"]))
+    assert html.unescape(re.search(r'<a class="csv" href="([^"]+)"', older).group(1)) == link
+    rows = csv_rows(auditor.get(link))
+    assert [int(r[0]) for r in rows[1:]] == api_seqs(world, model="credit-risk", kind="deployment.*",
+                                                     flagged="true")
+    assert len(rows) - 1 > 2  # the whole filtered trail, not the page shown
+
+
+def test_a_download_streams_chunks_up_to_its_bound_and_says_how_to_go_on(auditor, world, fill, monkeypatch):
+    monkeypatch.setattr(web_audit, "EXPORT_MAX_ROWS", 10)
+    monkeypatch.setattr(web_audit, "EXPORT_CHUNK", 3)
+    fill(20, kind="test.note")
+    expected = api_seqs(world, kind="test.*")
+    first = auditor.get("/ui/audit.csv?kind=test.*")
+    assert first.is_streamed
+    assert first.headers["Content-Disposition"] == 'attachment; filename="audit-events-newest-10.csv"'
+    rows = csv_rows(first)
+    assert rows[0] == list(trail.CSV_COLUMNS) and [int(r[0]) for r in rows[1:]] == expected[:10]
+    rest = auditor.get("/ui/audit.csv", query_string={"kind": "test.*", "cursor": first.headers["X-Next-Cursor"]})
+    assert [int(r[0]) for r in csv_rows(rest)[1:]] == expected[10:]  # exactly the bound: complete
+    assert "X-Next-Cursor" not in rest.headers
+    assert rest.headers["Content-Disposition"] == 'attachment; filename="audit-events.csv"'
+    assert csv_rows(auditor.get("/ui/audit.csv?kind=nothing.*")) == [list(trail.CSV_COLUMNS)]
+
+
+def test_entries_appended_during_a_download_neither_enter_nor_shift_it(auditor, world, fill, monkeypatch):
+    monkeypatch.setattr(web_audit, "EXPORT_CHUNK", 3)
+    fill(10, kind="test.note")
+    expected = world.client.get("/api/v1/audit/events?kind=test.*&format=csv",
+                                headers=world.auditor()).get_data()
+    response = auditor.get("/ui/audit.csv?kind=test.*", buffered=False)
+    chunks = iter(response.response)
+    received = next(chunks)
+    fill(4, kind="test.later")
+    received += b"".join(chunks)
+    response.close()
+    assert received == expected
+
+
+@pytest.mark.parametrize("roles, status", [
+    (("auditor",), 200), (("admin",), 200), (("deployer",), 403), (("author",), 403),
+    (("approver:privacy",), 403)])
+def test_the_audit_csv_needs_the_roles_of_the_api(app, world, roles, status):
+    client = app.test_client()
+    sign_in(client, world.token(f"person-{roles[0].replace(':', '-')}", *roles))
+    response = client.get("/ui/audit.csv")
+    api = world.client.get("/api/v1/audit/events?format=csv", headers=world.headers(
+        f"person-{roles[0].replace(':', '-')}", *roles))
+    assert response.status_code == api.status_code == status
+    if status == 403:
+        assert response.mimetype == "text/html"
+        assert "lacks the role this page needs: one of auditor, admin" in text(response)
+
+
+def test_the_audit_csv_sends_a_signed_out_visitor_to_sign_in(client):
+    response = client.get("/ui/audit.csv?model=credit-risk")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/ui/login?next=/ui/audit.csv?model%3Dcredit-risk"
 
 
 # -- escaping and headers ------------------------------------------------------------------------------
@@ -465,7 +683,10 @@ def test_pages_have_no_inline_script_or_style(auditor, gate, scenario):
 
 def test_browsing_never_appends_to_the_ledger(auditor, world, gate, scenario):
     size = world.ledger.size()
-    for path in ("/ui/audit", "/ui/overrides", "/ui/deployments", "/ui/audit?flagged=true",
+    older = pager(text(auditor.get("/ui/audit?limit=5")))["older"]
+    newer = pager(text(auditor.get(older)))["newer"]
+    for path in ("/ui/audit", "/ui/overrides", "/ui/deployments", "/ui/audit?flagged=true", older, newer,
+                 "/ui/audit.csv", "/ui/audit.csv?flagged=true",
                  f"/ui/decisions/{scenario['forced']['decision_id']}", "/ui/entries/0"):
         assert auditor.get(path).status_code == 200, path
     assert world.ledger.size() == size

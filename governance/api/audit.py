@@ -14,6 +14,7 @@ from .common import Label, Name, QueryBool, Version, engine
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1/audit", description="Audit trail")
 SECURITY = [{"bearerAuth": []}]
+PAGE = "a page of events: JSON, or CSV with format=csv"
 
 
 class AuditQuery(ma.Schema):
@@ -59,10 +60,19 @@ class EventPageOut(ma.Schema):
 class Events(MethodView):
     @require_roles("auditor", "admin")
     @blp.arguments(AuditQuery, location="query")
-    @blp.response(200, EventPageOut)
-    @blp.doc(security=SECURITY, responses={"200": {"content": {"text/csv": {}}}})
+    @blp.response(200, EventPageOut, description=PAGE)
+    @blp.alt_response(200, schema={"type": "string"}, content_type="text/csv", description=PAGE, success=True,
+                      headers={"X-Next-Cursor": {"description": "with format=csv: the cursor of the next page",
+                                                 "schema": {"type": "string"}}})
+    @blp.errors((422, "a query parameter is missing or invalid (errors names each), or the cursor is not one "
+                      "this endpoint gave"))
+    @blp.doc(security=SECURITY, operationId="listAuditEvents")
     def get(self, query):
-        """Audit events, newest first; ``format=csv`` for CSV"""
+        """Audit events, newest first; format=csv for CSV
+
+        The CSV has one row per event and a header row; the cursor of the next
+        page is in the X-Next-Cursor header.
+        """
         fmt = query.pop("format")
         page = trail.query_events(engine(), **query)
         if fmt == "csv":

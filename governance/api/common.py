@@ -43,9 +43,9 @@ def Text(max_length: int, min_length: int = 0, **kwargs):
                             **kwargs)
 
 
-def Label(max_length: int = 128, **kwargs):
+def Label(max_length: int = 128, min_length: int = 1, **kwargs):
     """A short single-line label."""
-    return ma.fields.String(validate=[validate.Length(min=1, max=max_length), _no_control,
+    return ma.fields.String(validate=[validate.Length(min=min_length, max=max_length), _no_control,
                                       validate.Regexp(r"^[^\n\r\t]*\Z", error="must be one line")],
                             **kwargs)
 

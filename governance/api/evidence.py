@@ -10,7 +10,7 @@ from flask.views import MethodView
 from marshmallow import validate
 
 from ledger.entry import utc_timestamp
-from ledger.http import Blueprint, require_roles
+from ledger.http import Blueprint, OneOfSchema, require_roles
 
 from ..errors import InvalidRequestError
 from ..evidence import documents, records
@@ -73,14 +73,14 @@ class FeatureImportance(StrictSchema):
     importance = Number(required=True)
 
 
-class ExplainabilityFields(StrictSchema):
+class ExplainabilityReportFields(StrictSchema):
     method = Label(128, required=True, metadata={"description": "e.g. shap.TreeExplainer"})
     feature_importances = ma.fields.List(ma.fields.Nested(FeatureImportance), required=True,
                                          validate=validate.Length(min=1, max=10_000))
     dataset = ma.fields.Nested(DatasetRef, load_default=None, allow_none=True)
 
 
-class ValidationFields(StrictSchema):
+class ValidationReportFields(StrictSchema):
     passed = Bool(required=True)
     metrics = ma.fields.Dict(keys=Label(128), values=Number(), load_default=dict)
     thresholds = ma.fields.Dict(keys=Label(128), values=Number(), load_default=dict)
@@ -89,39 +89,57 @@ class ValidationFields(StrictSchema):
 
 
 class ModelCardFields(StrictSchema):
-    content = Text(200_000, load_default="", metadata={"description": "Markdown"})
+    content = Text(200_000, load_default="", metadata={
+        "description": "Markdown; a model card needs content, sections or a document"})
     sections = ma.fields.Dict(keys=Label(128), values=Text(50_000), load_default=dict)
 
 
-FIELD_SCHEMAS = {
-    "privacy_assessment": PrivacyAssessmentFields,
-    "bias_report": BiasReportFields,
-    "explainability_report": ExplainabilityFields,
-    "validation_report": ValidationFields,
-    "model_card": ModelCardFields,
-}
+# -- the body of a submission: one schema per kind, chosen by `kind` ----------------
+
+def Kind(kind: str):
+    """The discriminator of one kind's body: required, and exactly ``kind``."""
+    return ma.fields.String(required=True, validate=validate.OneOf([kind]))
 
 
-class EvidenceIn(StrictSchema):
-    kind = ma.fields.String(required=True, validate=validate.OneOf(records.EVIDENCE_KINDS))
-    fields = ma.fields.Dict(required=True, metadata={"description": "kind-specific fields"})
-    document_sha256 = Sha256(load_default=None, allow_none=True)
+class _Submission(StrictSchema):
+    document_sha256 = Sha256(load_default=None, allow_none=True,
+                             metadata={"description": "an uploaded document (POST /api/v1/documents)"})
     supersedes = ma.fields.String(load_default=None, allow_none=True,
-                                  validate=validate.Regexp(r"^ev-\d{1,16}\Z"))
+                                  validate=validate.Regexp(r"^ev-\d{1,16}\Z"),
+                                  metadata={"description": "the evidence_id of the same kind this corrects"})
+
+
+def _submission(kind: str, fields_schema: type) -> type:
+    """The body of a submission of ``kind``: its ``fields`` checked against ``fields_schema``.
+
+    Named ``<FieldsSchema without Fields>EvidenceIn``: the name of its component in the document.
+    """
+    name = fields_schema.__name__.removesuffix("Fields") + "EvidenceIn"
+    return type(name, (_Submission,), {"kind": Kind(kind),
+                                       "fields": ma.fields.Nested(fields_schema, required=True)})
+
+
+class ModelCardEvidenceIn(_Submission):
+    kind = Kind("model_card")
+    fields = ma.fields.Nested(ModelCardFields, required=True)
 
     @ma.validates_schema
-    def _fields_for_kind(self, data, **kwargs):
-        schema = FIELD_SCHEMAS.get(data.get("kind"))
-        if schema is None:
-            return
-        try:
-            data["fields"] = schema().load(data.get("fields") or {})
-        except ma.ValidationError as e:
-            raise ma.ValidationError(e.messages, field_name="fields") from e
-        if data["kind"] == "model_card" and not (data["fields"]["content"] or data["fields"]["sections"]
-                                                 or data.get("document_sha256")):
-            raise ma.ValidationError("a model card needs content, sections or a document",
-                                     field_name="fields")
+    def _something_to_read(self, data, **kwargs):
+        if not (data["fields"]["content"] or data["fields"]["sections"] or data.get("document_sha256")):
+            raise ma.ValidationError("a model card needs content, sections or a document", field_name="fields")
+
+
+class EvidenceIn(OneOfSchema):
+    """Evidence of one kind; ``kind`` chooses the schema its ``fields`` are checked against."""
+
+    discriminator = "kind"
+    variants = {
+        "privacy_assessment": _submission("privacy_assessment", PrivacyAssessmentFields),
+        "bias_report": _submission("bias_report", BiasReportFields),
+        "explainability_report": _submission("explainability_report", ExplainabilityReportFields),
+        "validation_report": _submission("validation_report", ValidationReportFields),
+        "model_card": ModelCardEvidenceIn,
+    }
 
 
 class EvidenceOut(ma.Schema):
@@ -164,12 +182,21 @@ class DocumentOut(ma.Schema):
     media_type = ma.fields.String()
 
 
+SUBMISSION_ERRORS = (
+    (404, "no such model version, or no such evidence of it to supersede"),
+    (409, "the evidence it supersedes was superseded already"),
+    (422, "a field is missing or invalid (errors names each), the document is not uploaded, "
+          "or the evidence it supersedes is of another kind"),
+)
+
+
 @blp.route("/models/<name>/versions/<version>/evidence")
 class Evidence(MethodView):
     @require_roles(*READ_ROLES)
     @blp.arguments(EvidenceQuery, location="query")
     @blp.response(200, EvidenceOut(many=True))
-    @blp.doc(security=SECURITY)
+    @blp.errors((404, "no such model version"))
+    @blp.doc(security=SECURITY, operationId="listEvidence")
     def get(self, query, name, version):
         """Evidence of a version (superseded included unless current_only)"""
         return records.list_evidence(engine(), name, version, query.get("kind"),
@@ -178,9 +205,15 @@ class Evidence(MethodView):
     @require_roles("author")
     @blp.arguments(EvidenceIn)
     @blp.response(201, EvidenceOut)
-    @blp.doc(security=SECURITY)
+    @blp.errors(*SUBMISSION_ERRORS)
+    @blp.doc(security=SECURITY, operationId="submitEvidence")
     def post(self, data, name, version):
-        """Submit evidence (never edited; corrections supersede)"""
+        """Submit evidence (never edited; corrections supersede)
+
+        The fields each kind needs are its own schema (PrivacyAssessmentFields
+        for privacy_assessment, and so on); a 422 names that schema and each
+        field it refused.
+        """
         return records.submit_evidence(ledger(), actor(), name, version, data["kind"], data["fields"],
                                         data["document_sha256"], data["supersedes"])
 
@@ -190,7 +223,8 @@ class ComputedBiasReport(MethodView):
     @require_roles("author")
     @blp.arguments(BiasSampleIn)
     @blp.response(201, EvidenceOut)
-    @blp.doc(security=SECURITY)
+    @blp.errors(*SUBMISSION_ERRORS)
+    @blp.doc(security=SECURITY, operationId="computeBiasReport")
     def post(self, data, name, version):
         """Compute a bias report with fairlearn from a labelled sample and record it"""
         fields = compute_bias_metrics(data["y_true"], data["y_pred"], data["sensitive_features"])
@@ -204,7 +238,9 @@ class Documents(MethodView):
     @require_roles("author")
     @blp.response(201, DocumentOut)
     @blp.alt_response(200, schema=DocumentOut, description="already stored")
-    @blp.doc(security=SECURITY, requestBody={"content": {"application/octet-stream": {}}})
+    @blp.errors((422, "the document is empty, or larger than GOV_MAX_DOCUMENT_BYTES"))
+    @blp.doc(security=SECURITY, operationId="uploadDocument", requestBody={"required": True, "content": {
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}})
     def post(self):
         """Upload a document (raw body); it is stored under its SHA-256"""
         media_type = (request.mimetype or "application/octet-stream")[:128]
@@ -216,7 +252,10 @@ class Documents(MethodView):
 @blp.route("/documents/<sha256>")
 class Document(MethodView):
     @require_roles(*READ_ROLES)
-    @blp.doc(security=SECURITY, responses={"200": {"description": "the document bytes"}})
+    @blp.errors((404, "no document with this SHA-256"), (422, "not a lowercase hex SHA-256"))
+    @blp.doc(security=SECURITY, operationId="getDocument", responses={200: {
+        "description": "the document bytes, with the media type it was uploaded with",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
     def get(self, sha256):
         """Download a document by its SHA-256"""
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):

@@ -13,7 +13,7 @@ from ledger.http import Blueprint, require_roles
 
 from ..identity.principals import READ_ROLES
 from ..lineage import events, graph
-from .common import Label, actor, engine, ledger
+from .common import Label, actor, created_status, engine, ledger
 
 blp = Blueprint("lineage", __name__, url_prefix="/api/v1", description="Data lineage (OpenLineage)")
 SECURITY = [{"bearerAuth": []}]
@@ -93,17 +93,27 @@ class Lineage(MethodView):
     @require_roles("author", "deployer")
     @blp.arguments(RunEventIn)
     @blp.response(201, RecordedOut)
-    @blp.doc(security=SECURITY)
+    @blp.alt_response(200, schema=RecordedOut, description="the same event again: the entry already recorded")
+    @blp.alt_response(409, description="another event with the same runId, eventType and eventTime "
+                                       "is recorded")
+    @blp.doc(security=SECURITY, operationId="recordRunEvent")
     def post(self, event):
-        """Record an OpenLineage RunEvent (as the OpenLineage HTTP transport sends it)"""
-        return events.record_run_event(ledger(), actor(), event)
+        """Record an OpenLineage RunEvent (as the OpenLineage HTTP transport sends it)
+
+        An event is recorded once: the same run, eventType and eventTime with
+        the same content (after canonicalisation) answers 200 with the entry
+        already recorded; with other content, 409.
+        """
+        result = events.record_run_event(ledger(), actor(), event)
+        return result, created_status(result)
 
 
 @blp.route("/models/<name>/versions/<version>/lineage")
 class VersionLineage(MethodView):
     @require_roles(*READ_ROLES)
     @blp.response(200, GraphOut)
-    @blp.doc(security=SECURITY)
+    @blp.errors((404, "no such model version"))
+    @blp.doc(security=SECURITY, operationId="getVersionLineage")
     def get(self, name, version):
         """Transitive upstream graph (datasets, jobs, runs) of a model version"""
         return graph.upstream_graph(engine(), name, version)

@@ -69,7 +69,7 @@ class VersionIn(StrictSchema):
     version = Version(required=True)
     artifact_sha256 = Sha256(required=True)
     artifact_uri = Text(2048, load_default="")
-    framework = Label(128, load_default="")
+    framework = Label(128, min_length=0, load_default="")  # "" (unknown) is the default, so a client may send it
     description = Text(10_000, load_default="")
     training_datasets = ma.fields.List(ma.fields.Nested(DatasetRef), load_default=list,
                                        validate=validate.Length(max=200))
@@ -182,7 +182,7 @@ class Models(MethodView):
     @require_roles(*READ_ROLES)
     @blp.arguments(ModelQuery, location="query")
     @blp.response(200, ModelOut(many=True))
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=SECURITY, operationId="listModels")
     def get(self, query):
         """List models"""
         return models.list_models(engine(), **query)
@@ -191,7 +191,8 @@ class Models(MethodView):
     @blp.arguments(ModelIn)
     @blp.response(201, ModelOut)
     @blp.alt_response(200, schema=ModelOut, description="identical model already registered")
-    @blp.doc(security=SECURITY)
+    @blp.errors((409, "a model of that name is registered with other fields"))
+    @blp.doc(security=SECURITY, operationId="registerModel")
     def post(self, data):
         """Register a model"""
         result = models.register_model(ledger(), actor(), data)
@@ -202,7 +203,8 @@ class Models(MethodView):
 class Model(MethodView):
     @require_roles(*READ_ROLES)
     @blp.response(200, ModelOut)
-    @blp.doc(security=SECURITY)
+    @blp.errors((404, "no such model"))
+    @blp.doc(security=SECURITY, operationId="getModel")
     def get(self, name):
         """A model and its versions"""
         return models.get_model(engine(), name)
@@ -212,7 +214,8 @@ class Model(MethodView):
 class Versions(MethodView):
     @require_roles(*READ_ROLES)
     @blp.response(200, VersionOut(many=True))
-    @blp.doc(security=SECURITY)
+    @blp.errors((404, "no such model"))
+    @blp.doc(security=SECURITY, operationId="listModelVersions")
     def get(self, name):
         """List the versions of a model"""
         return models.list_versions(engine(), name)
@@ -221,8 +224,9 @@ class Versions(MethodView):
     @blp.arguments(VersionIn)
     @blp.response(201, VersionOut)
     @blp.alt_response(200, schema=VersionOut, description="identical version already registered")
-    @blp.alt_response(409, description="version registered with a different digest or fields")
-    @blp.doc(security=SECURITY)
+    @blp.errors((404, "no such model, or no such training dataset version"),
+                (409, "version registered with a different digest or fields"))
+    @blp.doc(security=SECURITY, operationId="registerModelVersion")
     def post(self, data, name):
         """Register an immutable model version"""
         result = models.register_version(ledger(), actor(), name, data)
@@ -233,7 +237,8 @@ class Versions(MethodView):
 class ModelVersion(MethodView):
     @require_roles(*READ_ROLES)
     @blp.response(200, VersionDetailOut)
-    @blp.doc(security=SECURITY)
+    @blp.errors((404, "no such model version"))
+    @blp.doc(security=SECURITY, operationId="getModelVersion")
     def get(self, name, version):
         """A version with its evidence, approvals, deployments and policy status"""
         return views.version_detail(engine(), ledger(), policies(), name, version)
@@ -244,7 +249,7 @@ class Datasets(MethodView):
     @require_roles(*READ_ROLES)
     @blp.arguments(PageQuery, location="query")
     @blp.response(200, DatasetOut(many=True))
-    @blp.doc(security=SECURITY)
+    @blp.doc(security=SECURITY, operationId="listDatasets")
     def get(self, query):
         """List datasets"""
         return datasets.list_datasets(engine(), **query)
@@ -253,7 +258,9 @@ class Datasets(MethodView):
     @blp.arguments(DatasetIn)
     @blp.response(201, DatasetOut)
     @blp.alt_response(200, schema=DatasetOut, description="identical dataset already registered")
-    @blp.doc(security=SECURITY)
+    @blp.errors((409, "a dataset of that name is registered with other fields, or another uses its lineage "
+                      "identity"))
+    @blp.doc(security=SECURITY, operationId="registerDataset")
     def post(self, data):
         """Register a dataset"""
         result = datasets.register_dataset(ledger(), actor(), data)
@@ -264,7 +271,8 @@ class Datasets(MethodView):
 class DatasetVersions(MethodView):
     @require_roles(*READ_ROLES)
     @blp.response(200, DatasetVersionOut(many=True))
-    @blp.doc(security=SECURITY)
+    @blp.errors((404, "no such dataset"))
+    @blp.doc(security=SECURITY, operationId="listDatasetVersions")
     def get(self, name):
         """List the versions of a dataset"""
         return datasets.list_dataset_versions(engine(), name)
@@ -273,7 +281,8 @@ class DatasetVersions(MethodView):
     @blp.arguments(DatasetVersionIn)
     @blp.response(201, DatasetVersionOut)
     @blp.alt_response(200, schema=DatasetVersionOut, description="identical version already registered")
-    @blp.doc(security=SECURITY)
+    @blp.errors((404, "no such dataset"), (409, "version registered with a different digest or fields"))
+    @blp.doc(security=SECURITY, operationId="registerDatasetVersion")
     def post(self, data, name):
         """Register a dataset version (content digest, schema, PII, legal basis)"""
         result = datasets.register_dataset_version(ledger(), actor(), name, data)
@@ -284,7 +293,8 @@ class DatasetVersions(MethodView):
 class DatasetVersion(MethodView):
     @require_roles(*READ_ROLES)
     @blp.response(200, DatasetVersionOut)
-    @blp.doc(security=SECURITY)
+    @blp.errors((404, "no such dataset version"))
+    @blp.doc(security=SECURITY, operationId="getDatasetVersion")
     def get(self, name, version):
         """One dataset version"""
         return datasets.get_dataset_version(engine(), name, version)

@@ -5,12 +5,18 @@ principals (people), not tokens:
 
 - whoever registered the version, or submitted any of its evidence, cannot
   sign it off;
-- one person cannot sign off two areas of the same version;
-- a person's sign-off in an area stands until revoked; they cannot stack a
-  second one in the same area.
+- one person cannot sign off two areas of the same version.
 
 Each sign-off records the digests of the version's current evidence, so it is
-clear what the approver saw. Revocation is a new entry.
+clear what the approver saw. A person's sign-off in an area stands until they
+sign off that area again or it is revoked (a new entry either way). Signing
+off again supersedes the standing sign-off when it says something new: the
+evidence changed since (typically after new evidence arrived, when the gate
+no longer counts the old one), or the decision did. Both stay in the ledger;
+the old one is marked ``superseded_by``. The same sign-off sent again (same
+evidence, decision and comment) is an idempotent repeat answered with the
+standing one; another comment alone is a conflict (409), so that no comment
+is silently dropped.
 """
 
 from __future__ import annotations
@@ -53,21 +59,37 @@ def decide(ledger, principal, model: str, version: str, role: str, decision: str
         if principal.name in evidence_submitters(conn, model, version):
             raise SeparationOfDutiesError(
                 f"{principal.name} submitted evidence for {model}@{version} and cannot sign it off")
-        for active in _active_by(conn, model, version, principal.name):
-            if active.area == area:
-                raise ConflictError(
-                    f"{principal.name} already signed off {area} for {model}@{version} "
-                    f"({active.approval_id}); revoke it first")
-            raise SeparationOfDutiesError(
-                f"{principal.name} already signed off {active.area} for {model}@{version}; "
-                f"one person cannot fill two approval areas")
+        standing = None
+        for active in _standing_by(conn, model, version, principal.name):
+            if active.area != area:
+                raise SeparationOfDutiesError(
+                    f"{principal.name} already signed off {active.area} for {model}@{version}; "
+                    f"one person cannot fill two approval areas")
+            standing = active
         evidence = [{"evidence_id": e.evidence_id, "kind": e.kind, "digest": e.digest}
                     for e in current_evidence(conn, model, version)]
+        if standing is not None and _same_evidence(standing, evidence) and standing.decision == decision:
+            if standing.comment == comment:
+                return {**approval_json(standing), "created": False}
+            raise ConflictError(
+                f"{principal.name} already {_verb(decision)} {area} for {model}@{version} on the same "
+                f"evidence ({standing.approval_id}); a new sign-off needs new evidence or another "
+                f"decision, or revoke it first")
         payload = {"model": model, "version": version, "artifact_sha256": row.artifact_sha256,
-                   "area": area, "decision": decision, "comment": comment, "evidence": evidence}
+                   "area": area, "decision": decision, "comment": comment, "evidence": evidence,
+                   "supersedes": standing.approval_id if standing is not None else None}
         entry = writer.append("approval.decided", principal.name, model_subject(model, version), payload)
         stored = _approval(conn, approval_id_of(entry.seq))
-    return {**approval_json(stored), "seq": entry.seq}
+    return {**approval_json(stored), "seq": entry.seq, "created": True}
+
+
+def _same_evidence(row, evidence: list[dict]) -> bool:
+    """Did the sign-off ``row`` see exactly these evidence digests?"""
+    return sorted(e["digest"] for e in json.loads(row.evidence)) == sorted(e["digest"] for e in evidence)
+
+
+def _verb(decision: str) -> str:
+    return "approved" if decision == "approve" else "rejected"
 
 
 def revoke(ledger, principal, model: str, version: str, approval_id: str, reason: str) -> dict:
@@ -82,6 +104,8 @@ def revoke(ledger, principal, model: str, version: str, approval_id: str, reason
             raise PermissionDeniedError(f"only {row.actor} or an admin can revoke {approval_id}")
         if row.revoked_seq is not None:
             raise ConflictError(f"{approval_id} was already revoked at seq {row.revoked_seq}")
+        if row.superseded_by is not None:
+            raise ConflictError(f"{approval_id} was superseded by {row.superseded_by}; revoke that one instead")
         entry = writer.append("approval.revoked", principal.name, model_subject(model, version), {
             "approval_id": approval_id, "model": model, "version": version, "area": row.area,
             "reason": reason})
@@ -93,13 +117,18 @@ def revoke(ledger, principal, model: str, version: str, approval_id: str, reason
 def _decided(conn, entry):
     p = entry.payload
     approval_id = approval_id_of(entry.seq)
+    supersedes = p.get("supersedes")  # absent from entries recorded before sign-offs could supersede
     conn.execute(tables.approval.insert(), dict(
         approval_id=approval_id, model_name=p["model"], version=p["version"], area=p["area"],
         decision=p["decision"], comment=p["comment"], evidence=canonical_text(p["evidence"]),
-        artifact_sha256=p["artifact_sha256"], actor=entry.actor, decided_at=entry.ts, seq=entry.seq))
-    verb = "approved" if p["decision"] == "approve" else "rejected"
-    return AuditFacts(f"{p['area']} {verb} {p['model']}@{p['version']} by {entry.actor} ({approval_id})",
-                      model=p["model"], version=p["version"])
+        artifact_sha256=p["artifact_sha256"], actor=entry.actor, decided_at=entry.ts, seq=entry.seq,
+        supersedes=supersedes))
+    if supersedes is not None:
+        conn.execute(sa.update(tables.approval).where(
+            tables.approval.c.approval_id == supersedes).values(superseded_by=approval_id))
+    note = f", superseding {supersedes}" if supersedes else ""
+    return AuditFacts(f"{p['area']} {_verb(p['decision'])} {p['model']}@{p['version']} by {entry.actor} "
+                      f"({approval_id}{note})", model=p["model"], version=p["version"])
 
 
 @projects("approval.revoked")
@@ -117,11 +146,12 @@ def _approval(conn, approval_id: str):
         tables.approval.c.approval_id == approval_id)).first()
 
 
-def _active_by(conn, model, version, actor):
+def _standing_by(conn, model, version, actor):
+    """The sign-offs of ``actor`` on the version that are neither revoked nor superseded."""
     t = tables.approval
     return conn.execute(sa.select(t).where(
         t.c.model_name == model, t.c.version == version, t.c.actor == actor,
-        t.c.revoked_seq.is_(None))).all()
+        t.c.revoked_seq.is_(None), t.c.superseded_by.is_(None))).all()
 
 
 def approval_json(row) -> dict:
@@ -132,15 +162,20 @@ def approval_json(row) -> dict:
             "artifact_sha256": row.artifact_sha256, "actor": row.actor, "decided_at": row.decided_at,
             "seq": row.seq, "revoked": row.revoked_seq is not None, "revoked_at": row.revoked_at,
             "revoked_by": row.revoked_by, "revoke_reason": row.revoke_reason,
-            "revoked_seq": row.revoked_seq}
+            "revoked_seq": row.revoked_seq, "supersedes": row.supersedes,
+            "superseded": row.superseded_by is not None, "superseded_by": row.superseded_by}
 
 
 def list_approvals(engine, model: str, version: str, include_revoked: bool = True) -> list[dict]:
-    """Return the sign-offs of a version, oldest first."""
+    """Return the sign-offs of a version, oldest first.
+
+    ``include_revoked=False`` keeps only the standing ones: neither revoked
+    nor superseded.
+    """
     t = tables.approval
     with engine.connect() as conn:
         version_row(conn, model, version)
         query = sa.select(t).where(t.c.model_name == model, t.c.version == version).order_by(t.c.seq)
         if not include_revoked:
-            query = query.where(t.c.revoked_seq.is_(None))
+            query = query.where(t.c.revoked_seq.is_(None), t.c.superseded_by.is_(None))
         return [approval_json(r) for r in conn.execute(query)]

@@ -4,7 +4,9 @@ A check builds the policy context from projections, evaluates the active
 policy set and appends ``deployment.decision.recorded`` — for allow *and*
 deny — holding the policy digest, the whole context and its digest, and the
 results, so the decision can be replayed exactly. ``deployments.py``
-records a deployment only from an allow decision that is still current.
+records a deployment only from an allow decision that is still current, and
+a rollback only with a decision of its own (``action: rollback``), made and
+used in the rollback's transaction.
 """
 
 from __future__ import annotations
@@ -62,12 +64,26 @@ def check(ledger, registry, actor: str, model: str, version: str, environment: s
     policy_set = registry.current()
     now = now or datetime.now(timezone.utc)
     with ledger.store.engine.connect() as conn:
-        context, seen_seq = build_context(conn, model, version, environment, now)
+        payload = decision_payload(conn, policy_set, model, version, environment, now, ttl_seconds)
+    entry = ledger.append("deployment.decision.recorded", actor, model_subject(model, version), payload)
+    return decision_response(decision_id_of(entry.seq), entry.seq, payload)
+
+
+def decision_payload(conn, policy_set, model: str, version: str, environment: str, now: datetime,
+                     ttl_seconds: int, rollback: dict | None = None) -> dict:
+    """Build the context on ``conn``, evaluate it, and return the payload of the decision entry.
+
+    ``rollback`` (``rolls_back``, ``from_version``, ``to_version``) makes it the
+    decision on a rollback: the context and the payload say so (``action``).
+    """
+    context, seen_seq = build_context(conn, model, version, environment, now, rollback)
     context_bytes = storable_canonical_bytes(context)
     context = orjson.loads(context_bytes)  # evaluate exactly what is recorded
     decision, results, override_id = _evaluate(policy_set, context)
-    payload = {
+    return {
         "model": model, "version": version, "environment": environment, "decision": decision,
+        "action": context["action"],
+        "rolls_back": rollback["rolls_back"] if rollback else None,
         "policy_digest": policy_set.digest,
         "input_digest": hashlib.sha256(context_bytes).hexdigest(),
         "state_seq": seen_seq,
@@ -76,17 +92,16 @@ def check(ledger, registry, actor: str, model: str, version: str, environment: s
         "results": results,
         "context": context,
     }
-    entry = ledger.append("deployment.decision.recorded", actor, model_subject(model, version), payload)
-    return decision_response(decision_id_of(entry.seq), entry.seq, payload)
 
 
 def decision_response(decision_id: str, seq: int, payload: dict) -> dict:
-    """The API form of a decision."""
+    """The API form of a decision (one recorded before rollbacks had decisions is a ``deploy``)."""
     return {"decision": payload["decision"], "decision_id": decision_id, "seq": seq,
             "model": payload["model"], "version": payload["version"],
             "environment": payload["environment"], "policy_digest": payload["policy_digest"],
             "input_digest": payload["input_digest"], "expires_at": payload["expires_at"],
-            "override_id": payload["override_id"], "results": payload["results"]}
+            "override_id": payload["override_id"], "action": payload.get("action", "deploy"),
+            "rolls_back": payload.get("rolls_back"), "results": payload["results"]}
 
 
 _DECISION_INSERT = sa.insert(tables.decision)
@@ -96,17 +111,23 @@ _DECISION_INSERT = sa.insert(tables.decision)
 def _decision_recorded(conn, entry, insert):
     p = entry.payload
     decision_id = decision_id_of(entry.seq)
-    # Late (with the entries, before COMMIT): the client learns the decision's
-    # id only once it is committed, so nothing in this transaction reads it.
-    insert(_DECISION_INSERT, dict(
+    row = dict(
         decision_id=decision_id, model_name=p["model"], version=p["version"],
         environment=p["environment"], decision=p["decision"], policy_digest=p["policy_digest"],
         input_digest=p["input_digest"], state_seq=p["state_seq"], override_id=p["override_id"],
         decided_at=entry.ts, expires_at=p["expires_at"], actor=entry.actor, seq=entry.seq,
-        deployment_id=None))
+        deployment_id=None)
+    rollback = p.get("action") == "rollback"
+    if rollback:  # the rollback appended next in this transaction marks it used
+        conn.execute(_DECISION_INSERT, row)
+    else:
+        # Late (with the entries, before COMMIT): the client learns the decision's
+        # id only once it is committed, so nothing in this transaction reads it.
+        insert(_DECISION_INSERT, row)
     failed = [r["rule"] for r in p["results"] if r["applicable"] and not r["passed"]]
     reasons = f" ({', '.join(failed)})" if failed else ""
-    return AuditFacts(f"{p['decision']} {p['model']}@{p['version']} to {p['environment']}{reasons}",
+    what = f"rollback of {p['rolls_back']} " if rollback else ""
+    return AuditFacts(f"{p['decision']} {what}{p['model']}@{p['version']} to {p['environment']}{reasons}",
                       model=p["model"], version=p["version"], flagged=bool(p["override_id"]))
 
 

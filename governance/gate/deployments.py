@@ -2,24 +2,33 @@
 
 A deployment is recorded only from an allow decision (``decisions.py``) that
 is still current: not expired, not used, same policy set, and no entry the
-decision depended on has been appended since (``state_seq``). Nothing
-reaches an environment without a recorded allow.
+decision depended on has been appended since (``state_seq``). A rollback
+goes through the gate too: its own decision (``action: rollback``) is made on
+the state read under the append lock and recorded; only an allow (by the
+rules, or through a confirmed break-glass override) records the rollback, in
+the same transaction. Nothing reaches an environment without a recorded allow.
+
+What was live when is answered with inclusion proofs against a signed
+checkpoint: the latest one if it covers the entries, else one signed now.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
 from ledger.entry import utc_timestamp
-from ledger.serialize import entry_json, inclusion_proof_json
+from ledger.errors import SigningKeyError
+from ledger.serialize import checkpoint_json, entry_json, inclusion_proof_json
 
-from ..errors import ConflictError, NotFoundError
+from ..errors import ConflictError, NotFoundError, RollbackDeniedError
 from ..policy.context import active_override, state_seq
 from ..projections import tables
 from ..projections.projector import AuditFacts, projects
 from ..registry.models import model_subject
+from .decisions import decision_id_of, decision_payload, decision_response
 
 
 def deployment_id_of(seq: int) -> str:
@@ -89,8 +98,20 @@ def _deployed(conn, entry):
                       version=p["version"], flagged=bool(p["override_id"]))
 
 
-def rollback(ledger, actor: str, deployment_id: str, reason: str) -> dict:
-    """Roll back the live deployment ``deployment_id`` to the version live before it."""
+def rollback(ledger, registry, actor: str, deployment_id: str, reason: str, ttl_seconds: int,
+             now: datetime | None = None) -> dict:
+    """Roll back the live deployment ``deployment_id`` to the version live before it, through the gate.
+
+    Returns the rollback (API form) with its decision under ``decision``.
+
+    Raises:
+        NotFoundError: no such deployment.
+        ConflictError: it is not the live one, is itself a rollback, or nothing was live before
+            it (nothing recorded).
+        RollbackDeniedError: the gate denied the rollback (its decision is recorded).
+    """
+    policy_set = registry.current()
+    now = now or datetime.now(timezone.utc)
     with ledger.transaction() as writer:
         conn = writer.connection
         row = conn.execute(sa.select(tables.deployment).where(
@@ -105,29 +126,48 @@ def rollback(ledger, actor: str, deployment_id: str, reason: str) -> dict:
             raise ConflictError(f"{deployment_id} is itself a rollback; deploy forward instead")
         if row.previous_version is None:
             raise ConflictError(f"nothing was live in {row.environment} before {deployment_id}")
-        entry = writer.append("deployment.rolled_back", actor,
-                              model_subject(row.model_name, row.previous_version), {
-                                  "rolls_back": deployment_id, "model": row.model_name,
-                                  "environment": row.environment, "from_version": row.version,
-                                  "to_version": row.previous_version, "reason": reason})
-        stored = conn.execute(sa.select(tables.deployment).where(
-            tables.deployment.c.deployment_id == deployment_id_of(entry.seq))).first()
-    return deployment_json(stored)
+        model, version, environment = row.model_name, row.previous_version, row.environment
+        payload = decision_payload(conn, policy_set, model, version, environment, now, ttl_seconds, {
+            "rolls_back": deployment_id, "from_version": row.version, "to_version": version})
+        decided = writer.append("deployment.decision.recorded", actor, model_subject(model, version), payload)
+        decision = decision_response(decision_id_of(decided.seq), decided.seq, payload)
+        if decision["decision"] == "allow":
+            entry = writer.append("deployment.rolled_back", actor, model_subject(model, version), {
+                "rolls_back": deployment_id, "model": model, "environment": environment,
+                "from_version": row.version, "to_version": version, "reason": reason,
+                "decision_id": decision["decision_id"], "policy_digest": payload["policy_digest"],
+                "override_id": payload["override_id"]})
+            stored = conn.execute(sa.select(tables.deployment).where(
+                tables.deployment.c.deployment_id == deployment_id_of(entry.seq))).first()
+    if decision["decision"] != "allow":
+        failed = [r["rule"] for r in decision["results"]
+                  if r["applicable"] and not r["passed"] and r["severity"] == "deny"]
+        raise RollbackDeniedError(
+            f"the gate denied the rollback of {deployment_id} to {model}@{version} in {environment} "
+            f"(decision {decision['decision_id']}): {', '.join(failed)}", errors={"decision": decision})
+    return {**deployment_json(stored), "decision": decision}
 
 
 @projects("deployment.rolled_back")
 def _rolled_back(conn, entry):
     p = entry.payload
     deployment_id = deployment_id_of(entry.seq)
+    # entries recorded before rollbacks went through the gate have no decision
+    decision_id, override_id = p.get("decision_id"), p.get("override_id")
     conn.execute(tables.deployment.insert(), dict(
         deployment_id=deployment_id, model_name=p["model"], version=p["to_version"],
-        environment=p["environment"], action="rollback", decision_id=None,
+        environment=p["environment"], action="rollback", decision_id=decision_id,
         previous_version=p["from_version"], rolls_back=p["rolls_back"], reason=p["reason"],
-        actor=entry.actor, at=entry.ts, seq=entry.seq, flagged=False))
+        actor=entry.actor, at=entry.ts, seq=entry.seq, flagged=bool(override_id)))
     conn.execute(sa.update(tables.deployment).where(
         tables.deployment.c.deployment_id == p["rolls_back"]).values(rolled_back_by=deployment_id))
+    if decision_id is not None:
+        conn.execute(sa.update(tables.decision).where(
+            tables.decision.c.decision_id == decision_id).values(deployment_id=deployment_id))
+    note = f" under override {override_id}" if override_id else ""
     return AuditFacts(f"{p['model']} in {p['environment']} rolled back from {p['from_version']} to "
-                      f"{p['to_version']}: {p['reason']}", model=p["model"], version=p["to_version"])
+                      f"{p['to_version']}{note}: {p['reason']}", model=p["model"], version=p["to_version"],
+                      flagged=bool(override_id))
 
 
 def deployment_json(row) -> dict:
@@ -154,9 +194,29 @@ def history(engine, model: str | None = None, environment: str | None = None, li
         return [deployment_json(r) for r in conn.execute(query)]
 
 
-def _proved(ledger, seq: int) -> dict:
-    return {"entry": entry_json(ledger.entry(seq)),
-            "inclusion_proof": inclusion_proof_json(ledger.inclusion_proof(seq))}
+def _checkpoint_covering(ledger, seqs: list[int]):
+    """A signed checkpoint whose tree holds every entry of ``seqs``.
+
+    The latest checkpoint if it covers them, else one signed now (the signer
+    refuses a tree that does not extend what it signed: RollbackError). None
+    only without a signing key, or when there is nothing to prove.
+    """
+    latest = ledger.latest_checkpoint()
+    if not seqs or (latest is not None and latest.tree_size > max(seqs)):
+        return latest
+    try:
+        return ledger.create_checkpoint()
+    except SigningKeyError:
+        return None
+
+
+def _proved(ledger, seq: int, checkpoint) -> dict:
+    """The entry with its inclusion proof in the tree of ``checkpoint`` (naming it)."""
+    if checkpoint is None:
+        proof = ledger.inclusion_proof(seq)
+    else:
+        proof = dataclasses.replace(ledger.inclusion_proof(seq, checkpoint.tree_size), checkpoint=checkpoint)
+    return {"entry": entry_json(ledger.entry(seq)), "inclusion_proof": inclusion_proof_json(proof)}
 
 
 def live_at(ledger, model: str, environment: str, at: datetime) -> dict:
@@ -164,26 +224,31 @@ def live_at(ledger, model: str, environment: str, at: datetime) -> dict:
 
     ``established_by`` is the deployment (or rollback) entry that made it
     live; ``next_change`` the first later deployment entry for the same model
-    and environment (timestamped after ``at``), or None if there was none up
-    to ``tree_size``. Entry timestamps never decrease along the ledger, so no
-    change can sit between the two; a verifier checks both inclusion proofs
-    and, to rule out a hidden change, the entries in between.
+    and environment (timestamped after ``at``), or None if there was none in
+    the first ``tree_size`` entries. Entry timestamps never decrease along the
+    ledger, so no change can sit between the two; a verifier checks both
+    inclusion proofs and, to rule out a hidden change, the entries in between.
+    Both proofs are against ``checkpoint``, a signed checkpoint whose tree
+    holds them and the first ``tree_size`` entries.
     """
     at_ts = utc_timestamp(at)
     d = tables.deployment
     with ledger.store.engine.connect() as conn:
+        # read first: every change among these entries is committed, so the queries see it
+        size = ledger.store.size(conn)
         if conn.execute(sa.select(tables.model.c.name).where(tables.model.c.name == model)).first() is None:
             raise NotFoundError(f"no model {model!r}")
         live = _live_row(conn, model, environment, at_ts)
         later = conn.execute(sa.select(d).where(
             d.c.model_name == model, d.c.environment == environment, d.c.at > at_ts
         ).order_by(d.c.seq).limit(1)).first()
-    size = ledger.size()
+    checkpoint = _checkpoint_covering(ledger, [r.seq for r in (live, later) if r is not None])
     return {
         "model": model, "environment": environment, "at": at_ts,
         "version": live.version if live else None,
         "deployment": deployment_json(live) if live else None,
-        "established_by": _proved(ledger, live.seq) if live else None,
-        "next_change": _proved(ledger, later.seq) if later else None,
-        "tree_size": size,
+        "established_by": _proved(ledger, live.seq, checkpoint) if live else None,
+        "next_change": _proved(ledger, later.seq, checkpoint) if later else None,
+        "tree_size": min(size, checkpoint.tree_size) if checkpoint else size,
+        "checkpoint": checkpoint_json(checkpoint),
     }

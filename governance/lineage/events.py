@@ -10,6 +10,14 @@ graph of jobs, runs and datasets:
 Registered datasets and model versions join that graph through their lineage
 identity (namespace, name); ``graph.py`` walks it upstream from a model
 version.
+
+An event is recorded once. Its identity is its run, ``eventType`` and
+``eventTime`` (as sent); ``gov_lineage_event`` keeps, per identity, the first
+entry and the SHA-256 of the event's canonical bytes. The same event again
+(a client's retry: equal after canonicalisation) is answered with the entry
+already recorded; another event with the same identity is a conflict. Both
+are decided under the append lock, so two identical events sent at once
+append one entry.
 """
 
 from __future__ import annotations
@@ -19,21 +27,56 @@ import json
 
 import sqlalchemy as sa
 
-from ..errors import InvalidRequestError
+from ledger.canonical import canonical_bytes
+
+from ..errors import ConflictError, InvalidRequestError
 from ..projections import tables
 from ..projections.projector import AuditFacts, canonical_text, projects
+
 
 def node_id(node_type: str, namespace: str, name: str) -> str:
     """Return the fixed-width id of a lineage node."""
     return hashlib.sha256(f"{node_type}\0{namespace}\0{name}".encode()).hexdigest()
 
 
+def event_identity(event: dict) -> tuple[str, str | None, str]:
+    """(runId, eventType, eventTime) of a RunEvent: what makes two events the same event."""
+    return event["run"]["runId"], event.get("eventType"), event["eventTime"]
+
+
+def event_key(event: dict) -> str:
+    """The fixed-width key of an event's identity."""
+    return hashlib.sha256(canonical_bytes(list(event_identity(event)))).hexdigest()
+
+
+def content_digest(event: dict) -> str:
+    """SHA-256 of the event's canonical bytes (RFC 8785)."""
+    return hashlib.sha256(canonical_bytes(event)).hexdigest()
+
+
 def record_run_event(ledger, actor: str, event: dict) -> dict:
-    """Record one OpenLineage RunEvent (already validated) as a ledger entry."""
-    run_id = event["run"]["runId"]
-    entry = ledger.append("lineage.run_event.recorded", actor, f"lineage:run:{run_id}",
-                          {"event": event})
-    return {"seq": entry.seq, "run_id": run_id}
+    """Record one OpenLineage RunEvent (already validated) as a ledger entry, once.
+
+    Returns ``seq``, ``run_id`` and ``created`` (False: the same event was
+    already recorded at ``seq``).
+
+    Raises:
+        ConflictError: another event with the same run, eventType and eventTime is recorded.
+    """
+    run_id, event_type, event_time = event_identity(event)
+    key, digest = event_key(event), content_digest(event)
+    prepared = ledger.prepare("lineage.run_event.recorded", actor, f"lineage:run:{run_id}", {"event": event})
+    with ledger.transaction() as writer:
+        recorded = writer.connection.execute(sa.select(tables.lineage_event).where(
+            tables.lineage_event.c.event_key == key)).first()
+        if recorded is not None:
+            if recorded.content_sha256 != digest:
+                raise ConflictError(
+                    f"run {run_id} already has a {event_type or 'untyped'} event at {event_time} "
+                    f"(seq {recorded.seq}) with other content; an OpenLineage event is recorded once")
+            return {"seq": recorded.seq, "run_id": run_id, "created": False}
+        [entry] = writer.append_prepared([prepared])
+    return {"seq": entry.seq, "run_id": run_id, "created": True}
 
 
 def _upsert_node(conn, node_type, namespace, name, attributes, seq):
@@ -59,9 +102,20 @@ def _add_edge(conn, source, target, relation, seq):
         conn.execute(t.insert(), dict(source=source, target=target, relation=relation, seq=seq))
 
 
+def _index_event(conn, event: dict, seq: int) -> None:
+    """Remember the event's identity; the first entry with it stays (older ledgers may repeat one)."""
+    t = tables.lineage_event
+    key = event_key(event)
+    if conn.execute(sa.select(t.c.seq).where(t.c.event_key == key)).first() is None:
+        run_id, event_type, event_time = event_identity(event)
+        conn.execute(t.insert(), dict(event_key=key, run_id=run_id, event_type=event_type,
+                                      event_time=event_time, content_sha256=content_digest(event), seq=seq))
+
+
 @projects("lineage.run_event.recorded")
 def _run_event(conn, entry):
     event = entry.payload["event"]
+    _index_event(conn, event, entry.seq)
     job = event["job"]
     run_id = event["run"]["runId"]
     event_type = event.get("eventType", "OTHER")

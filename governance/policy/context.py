@@ -107,8 +107,13 @@ def active_override(conn, model: str, version: str, environment: str, now: str):
         o.c.confirmed_seq.is_not(None), o.c.expires_at > now).order_by(o.c.requested_seq.desc())).first()
 
 
-def build_context(conn, model: str, version: str, environment: str, now: datetime) -> tuple[dict, int]:
-    """Return (ctx, state_seq) for a check of ``model@version`` into ``environment`` at ``now``."""
+def build_context(conn, model: str, version: str, environment: str, now: datetime,
+                  rollback: dict | None = None) -> tuple[dict, int]:
+    """Return (ctx, state_seq) for a check of ``model@version`` into ``environment`` at ``now``.
+
+    ``rollback`` (``rolls_back``, ``from_version``, ``to_version``) makes it the
+    check of a rollback: ``ctx.action`` is then ``"rollback"``, else ``"deploy"``.
+    """
     state = load_state(conn, model, version)
     m, v = state.model, state.version
     now_ts = utc_timestamp(now)
@@ -125,11 +130,16 @@ def build_context(conn, model: str, version: str, environment: str, now: datetim
             "fields": fields, "document_sha256": r.document_sha256,
             "expires_at": expires_at, "expired": bool(expires_at and expires_at <= now_ts),
         })
-    approvals, revoked = [], []
+    approvals, revoked, superseded = [], [], []
     for r in state.approvals:
         if r.revoked_seq is not None:
             revoked.append({"id": r.approval_id, "area": r.area, "decision": r.decision,
                             "actor": r.actor, "revoked_at": r.revoked_at, "revoked_by": r.revoked_by})
+            continue
+        if r.superseded_by is not None:
+            superseded.append({"id": r.approval_id, "area": r.area, "decision": r.decision,
+                               "actor": r.actor, "decided_at": r.decided_at,
+                               "superseded_by": r.superseded_by})
             continue
         approvals.append({
             "id": r.approval_id, "area": r.area, "decision": r.decision, "actor": r.actor,
@@ -155,6 +165,8 @@ def build_context(conn, model: str, version: str, environment: str, now: datetim
     ctx = {
         "now": now_ts,
         "environment": environment,
+        "action": "deploy" if rollback is None else "rollback",
+        "rollback": rollback,
         "model": {"name": m.name, "owner": m.owner, "risk_tier": m.risk_tier,
                   "uses_personal_data": m.uses_personal_data,
                   "protected_attributes": orjson.loads(m.protected_attributes),
@@ -170,6 +182,7 @@ def build_context(conn, model: str, version: str, environment: str, now: datetim
         "latest_evidence_at": latest_evidence_at,
         "approvals": approvals,
         "revoked_approvals": revoked,
+        "superseded_approvals": superseded,
         "datasets": datasets,
         "deployments": {
             "live": live,

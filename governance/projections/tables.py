@@ -6,7 +6,7 @@ entries, in the same transaction as the entry, and ``flask governance
 rebuild`` can drop and rewrite them from the ledger alone. The two exceptions
 hold what must never enter the ledger (token secret hashes) or is too large
 for it (documents, whose SHA-256 is in the entry). The schema itself is
-created by ``migrations/versions/0002_governance.py``; ``tests/test_schema.py``
+created by the migrations in ``migrations/versions/``; ``tests/test_schema.py``
 checks the two agree.
 """
 
@@ -146,6 +146,17 @@ lineage_edge = sa.Table(
     sa.Index("ix_gov_lineage_edge_target", "target"),
 )
 
+lineage_event = sa.Table(
+    "gov_lineage_event", metadata,
+    # one row per event identity: hex SHA-256 of the canonical [runId, eventType, eventTime]
+    sa.Column("event_key", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("event_type", sa.String(16), nullable=True),
+    sa.Column("event_time", sa.Text, nullable=False),  # as sent
+    sa.Column("content_sha256", sa.String(64), nullable=False),  # of the event's canonical bytes
+    sa.Column("seq", sa.BigInteger, nullable=False),
+)
+
 evidence = sa.Table(
     "gov_evidence", metadata,
     sa.Column("evidence_id", sa.String(32), primary_key=True),
@@ -194,6 +205,9 @@ approval = sa.Table(
     sa.Column("revoked_by", sa.String(256), nullable=True),
     sa.Column("revoke_reason", sa.Text, nullable=True),
     sa.Column("revoked_seq", sa.BigInteger, nullable=True),
+    # a new sign-off by the same person in the same area supersedes the standing one
+    sa.Column("supersedes", sa.String(32), nullable=True),
+    sa.Column("superseded_by", sa.String(32), nullable=True),
     sa.ForeignKeyConstraint(["model_name", "version"],
                             ["gov_model_version.model_name", "gov_model_version.version"],
                             name="fk_gov_approval_version"),
@@ -287,5 +301,5 @@ override = sa.Table(
 
 # Parents before children: rebuild deletes in reverse and inserts in this order.
 PROJECTION_TABLES_IN_ORDER = [token, model, dataset, dataset_version, model_version, version_dataset,
-                              lineage_node, lineage_edge, evidence, approval, policy_set,
+                              lineage_node, lineage_edge, lineage_event, evidence, approval, policy_set,
                               override, decision, deployment, audit_event]

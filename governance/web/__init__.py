@@ -1,4 +1,4 @@
-"""Read-only web pages for people: the audit trail, overrides, decisions, deployments.
+"""Read-only web pages for people: the audit trail (and its CSV), overrides, decisions, deployments.
 
 Server-rendered (Jinja2, auto-escaped), one small stylesheet, no JavaScript.
 A person signs in by pasting an API token; the signed session cookie keeps
@@ -41,7 +41,7 @@ class UiSessionInterface(SecureCookieSessionInterface):
 
 def init_app(app) -> None:
     """Configure the session cookie and register the pages."""
-    from . import auth, pages, rendering  # noqa: F401  (their routes and hooks join blp)
+    from . import audit, auth, pages, rendering  # noqa: F401  (their routes and hooks join blp)
     from .keys import load_or_create
 
     if not app.config.get("SECRET_KEY"):

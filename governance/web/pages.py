@@ -1,4 +1,4 @@
-"""The read-only pages: audit trail, overrides, a decision, deployments, one entry.
+"""The read-only pages: overrides, a decision, deployments, one entry (the audit trail: ``audit.py``).
 
 Each page validates its query with the marshmallow schema of its JSON API
 counterpart (unknown parameters are refused there too), needs the same roles,
@@ -17,10 +17,7 @@ from werkzeug.exceptions import NotFound
 
 from ledger.serialize import entry_json
 
-from ..api.audit import AuditQuery
 from ..api.gate import HistoryQuery, OverrideQuery
-from ..audit import trail
-from ..errors import InvalidRequestError
 from ..gate import decisions, deployments, views
 from ..identity.principals import READ_ROLES
 from . import blp
@@ -30,20 +27,6 @@ from .rendering import describe
 
 AUDIT_ROLES = ("auditor", "admin")  # as GET /api/v1/audit/events and /api/v1/ledger/entries
 _DECISION_ID = re.compile(r"^dc-\d{1,16}\Z")
-
-
-class AuditPageQuery(AuditQuery):
-    """The audit API's query, less ``format``; a bad cursor is a field error here."""
-
-    class Meta:
-        exclude = ("format",)
-
-    @ma.validates("cursor")
-    def _known_cursor(self, value, **kwargs):
-        try:
-            trail.decode_cursor(value)
-        except InvalidRequestError as e:
-            raise ma.ValidationError("invalid cursor: use the 'older' link of a previous page") from e
 
 
 def load_query(schema: ma.Schema) -> dict:
@@ -58,12 +41,13 @@ def load_query(schema: ma.Schema) -> dict:
         raise BadQueryError(f"invalid query: {describe(e.normalized_messages())}") from e
 
 
-def _filters(*drop: str) -> dict:
+def query_filters(*drop: str) -> dict:
     """The non-empty query parameters as given, less ``drop`` (for pagination links)."""
     return {name: value for name, value in request.args.items() if value != "" and name not in drop}
 
 
 def engine():
+    """The database engine of the app."""
     return current_app.extensions["db_engine"]
 
 
@@ -75,27 +59,13 @@ def index():
     return redirect(url_for("web.deployments_page"))
 
 
-@blp.route("/audit")
-@require_page_roles(*AUDIT_ROLES)
-def audit_page():
-    """Audit events, newest first, with the API's filters and an 'older' link."""
-    query = load_query(AuditPageQuery())
-    page = trail.query_events(engine(), **query)
-    behind = views.overrides_behind(engine(), [e["seq"] for e in page["events"]])
-    older = (url_for("web.audit_page", **_filters("cursor"), cursor=page["next_cursor"])
-             if page["next_cursor"] else None)
-    return render_template("audit.html", events=page["events"], overrides=behind, older=older,
-                           filters=_filters(), decision_kind="deployment.decision.recorded",
-                           decision_id_of=decisions.decision_id_of)
-
-
 @blp.route("/overrides")
 @require_page_roles(*READ_ROLES)
 def overrides_page():
     """Every break-glass override with its status and entries."""
     query = load_query(OverrideQuery())
     return render_template("overrides.html", overrides=views.override_details(engine(), query.get("model")),
-                           filters=_filters())
+                           filters=query_filters())
 
 
 @blp.route("/decisions/<decision_id>")
@@ -116,10 +86,10 @@ def deployments_page():
     query = load_query(HistoryQuery())
     history = deployments.history(engine(), **query)
     behind = views.overrides_behind(engine(), [d["seq"] for d in history])
-    older = (url_for("web.deployments_page", **_filters("before_seq"), before_seq=history[-1]["seq"])
+    older = (url_for("web.deployments_page", **query_filters("before_seq"), before_seq=history[-1]["seq"])
              if len(history) == query["limit"] else None)
     return render_template("deployments.html", deployments=history, overrides=behind, older=older,
-                           filters=_filters())
+                           filters=query_filters())
 
 
 @blp.route("/entries/<int:seq>")

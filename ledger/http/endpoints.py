@@ -114,7 +114,8 @@ class ConsistencyProofSchema(ma.Schema):
 @blp.route("/checkpoint")
 class LatestCheckpoint(MethodView):
     @blp.response(200, CheckpointSchema)
-    @blp.alt_response(404, description="no checkpoint has been signed yet")
+    @blp.errors((404, "no checkpoint has been signed yet"))
+    @blp.doc(operationId="getLatestCheckpoint")
     def get(self):
         """Latest signed checkpoint"""
         checkpoint = _ledger().latest_checkpoint()
@@ -127,7 +128,7 @@ class LatestCheckpoint(MethodView):
 class Checkpoints(MethodView):
     @require_roles("admin")
     @blp.response(201, CheckpointSchema)
-    @blp.doc(security=[{"bearerAuth": []}])
+    @blp.doc(security=[{"bearerAuth": []}], operationId="createCheckpoint")
     def post(self):
         """Sign a checkpoint of the current tree now (admin)"""
         return checkpoint_json(_ledger().create_checkpoint())
@@ -136,6 +137,7 @@ class Checkpoints(MethodView):
 @blp.route("/public-keys")
 class PublicKeys(MethodView):
     @blp.response(200, PublicKeyListSchema)
+    @blp.doc(operationId="listPublicKeys")
     def get(self):
         """Public keys of the ledger, current and retired"""
         return {"keys": [{
@@ -150,7 +152,7 @@ class Entries(MethodView):
     @require_roles("auditor", "admin")
     @blp.arguments(EntriesQuery, location="query")
     @blp.response(200, EntryPageSchema)
-    @blp.doc(security=[{"bearerAuth": []}])
+    @blp.doc(security=[{"bearerAuth": []}], operationId="listEntries")
     def get(self, args):
         """Entries in seq order, with their exact canonical bytes"""
         ledger = _ledger()
@@ -164,7 +166,8 @@ class Entries(MethodView):
 class Entry(MethodView):
     @require_roles("auditor", "admin")
     @blp.response(200, EntrySchema)
-    @blp.doc(security=[{"bearerAuth": []}])
+    @blp.errors((404, "no entry with this seq"))
+    @blp.doc(security=[{"bearerAuth": []}], operationId="getEntry")
     def get(self, seq):
         """One entry"""
         return entry_json(_ledger().entry(seq))
@@ -174,6 +177,8 @@ class Entry(MethodView):
 class Inclusion(MethodView):
     @blp.arguments(InclusionQuery, location="query")
     @blp.response(200, InclusionProofSchema)
+    @blp.errors((400, "seq or tree_size is beyond the tree, or the URL contains a control character"))
+    @blp.doc(operationId="getInclusionProof")
     def get(self, args):
         """RFC 9162 inclusion proof of an entry"""
         return inclusion_proof_json(_ledger().inclusion_proof(args["seq"], args["tree_size"]))
@@ -183,6 +188,9 @@ class Inclusion(MethodView):
 class Consistency(MethodView):
     @blp.arguments(ConsistencyQuery, location="query")
     @blp.response(200, ConsistencyProofSchema)
+    @blp.errors((400, "first is above second, or second is beyond the tree, or the URL contains a control "
+                      "character"))
+    @blp.doc(operationId="getConsistencyProof")
     def get(self, args):
         """RFC 9162 consistency proof between two tree sizes"""
         return consistency_proof_json(_ledger().consistency_proof(args["first"], args["second"]))

@@ -2,11 +2,14 @@
 
 :data:`ERROR_STATUS` maps domain errors to status codes in one place;
 :func:`error_body` gives every error one JSON shape (``code``, ``status``,
-``message``, ``errors``); :func:`handle_domain_error` renders a ledger error.
+``message``, ``errors``), which :class:`ErrorSchema` documents;
+:func:`describe_validation` says in one sentence what failed validation;
+:func:`handle_domain_error` renders a ledger error.
 """
 
 from __future__ import annotations
 
+import marshmallow as ma
 from flask import current_app
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -52,3 +55,67 @@ def handle_domain_error(error: LedgerError):
     if code >= 500 and code != 503:
         current_app.logger.exception("unmapped domain error")
     return error_body(code, HTTP_STATUS_CODES.get(code, "Error"), message), code
+
+
+class ErrorSchema(ma.Schema):
+    """The one error body (the component ``Error`` of the OpenAPI document)."""
+
+    code = ma.fields.Integer(required=True, metadata={"description": "the HTTP status code"})
+    status = ma.fields.String(required=True, metadata={"description": "the HTTP status phrase"})
+    message = ma.fields.String(required=True, metadata={"description": "what was refused, and why"})
+    errors = ma.fields.Dict(metadata={"description": (
+        "details: for a validation failure, each bad field's messages under where it was sent "
+        "(json, query), as {json: {field: [message]}}")})
+
+
+def describe_validation(messages: dict, schema: ma.Schema | None = None) -> str:
+    """One line naming every field that failed validation and why.
+
+    ``messages`` are marshmallow's, under their location (``{"json": {...}}``).
+    A field holding an object (or a list of them) is named with the schema it
+    was checked against, the name the OpenAPI document gives it:
+    ``fields (PrivacyAssessmentFields): expires_at: Missing data for required field.``
+    """
+    parts = []
+    for location, errors in messages.items():
+        if isinstance(errors, dict):
+            parts.extend(_describe_fields(errors, schema))
+        else:
+            parts.append(f"{location}: {_joined(errors)}")
+    return ", ".join(parts) or "invalid input"
+
+
+def schema_name(schema: ma.Schema) -> str:
+    """The name of a schema in the OpenAPI document (its class name without a ``Schema`` suffix)."""
+    name = type(schema).__name__
+    return name[:-len("Schema")] if name.endswith("Schema") and name != "Schema" else name
+
+
+def _describe_fields(errors: dict, schema: ma.Schema | None):
+    by_key = {(f.data_key or n): f for n, f in schema.fields.items()} if schema is not None else {}
+    for name, messages in errors.items():
+        nested = _object_schema(by_key.get(name))
+        label = f"{name} ({schema_name(nested)})" if nested is not None else str(name)
+        if isinstance(messages, dict):
+            yield f"{label}: " + "; ".join(f"{path}: {text}" for path, text in _flattened(messages))
+        else:
+            yield f"{label}: {_joined(messages)}"
+
+
+def _object_schema(field) -> ma.Schema | None:
+    if isinstance(field, ma.fields.List):
+        field = field.inner
+    return field.schema if isinstance(field, ma.fields.Nested) else None
+
+
+def _flattened(errors: dict, prefix: str = ""):
+    for key, value in errors.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            yield from _flattened(value, path)
+        else:
+            yield path, _joined(value)
+
+
+def _joined(messages) -> str:
+    return messages if isinstance(messages, str) else "; ".join(map(str, messages))

@@ -121,3 +121,38 @@ def test_the_pages_work_with_javascript_disabled(new_context, live_app, seeded):
     expect(page).to_have_url(live_app + "/ui/login")
     page.goto(live_app + "/ui/overrides")
     expect(page).to_have_url(re.compile(r"/ui/login\?next="))
+
+
+def test_the_audit_page_pages_both_ways_and_shows_leaf_hashes(page, live_app, seeded):
+    sign_in(page, live_app, seeded["token"], "/ui/audit?limit=5")
+    first = page.locator("tr.event").evaluate_all("rows => rows.map(r => r.id)")
+    assert len(first) == 5
+    expect(page.get_by_role("link", name="Newer events")).to_have_count(0)
+    page.get_by_role("link", name="Older events").click()
+    second = page.locator("tr.event").evaluate_all("rows => rows.map(r => r.id)")
+    assert len(second) == 5 and not set(first) & set(second)
+    page.get_by_role("link", name="Newer events").click()
+    assert page.locator("tr.event").evaluate_all("rows => rows.map(r => r.id)") == first
+    expect(page.get_by_label("Per page")).to_have_value("5")
+    # the leaf hash: its start on screen, the whole of it in the text and the title
+    proof = seeded["deployment"]["seq"]
+    page.goto(live_app + "/ui/audit?limit=500")
+    leaf = page.locator(f"#seq-{proof} code.leaf-hash")
+    full = leaf.get_attribute("title")
+    assert len(full) == 64 and leaf.text_content() == full
+    assert leaf.evaluate("code => code.scrollWidth > code.clientWidth")  # shown shortened
+    page.locator(f"#seq-{proof}").get_by_role("link", name="proof").click()
+    expect(page).to_have_url(live_app + f"/api/v1/ledger/proofs/inclusion?seq={proof}")
+    assert f'"leaf_hash":"{full}"' in page.content().replace(" ", "")
+
+
+def test_the_csv_link_downloads_the_filtered_trail(page, live_app, seeded, world):
+    sign_in(page, live_app, seeded["token"], "/ui/audit?model=credit-risk&limit=2")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    assert download.value.suggested_filename == "audit-events.csv"
+    with open(download.value.path(), "rb") as saved:
+        body = saved.read()
+    api = world.client.get("/api/v1/audit/events?model=credit-risk&format=csv&limit=500",
+                           headers=world.auditor())
+    assert body == api.get_data() and body.count(b"\r\n") > 3  # every matching row, not the 2 shown

@@ -24,8 +24,10 @@ DEFAULT_RULES = (
     "privacy.dpia-approved", "privacy.legal-basis", "bias.report-covers-protected-attributes",
     "bias.disparate-impact", "bias.demographic-parity", "signoff.required-areas",
     "signoff.distinct-people", "signoff.no-rejection", "lineage.training-datasets-registered",
-    "explainability.report", "explainability.model-card",
+    "explainability.report", "explainability.model-card", "signoff.rollback-areas",
 )
+# rules that apply to rollbacks only: on a check (a deployment) they say "not applicable: a rollback"
+ROLLBACK_RULES = ("signoff.rollback-areas",)
 
 
 def bias_attribute(attribute: str = "sex", ratio: float = 0.91, difference: float = 0.04) -> dict:
