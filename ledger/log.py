@@ -32,7 +32,7 @@ from .checkpoint import validate_origin
 from .checkpointing import CheckpointSigner
 from .entry import DEFAULT_MAX_PAYLOAD, PreparedEntry, prepare_entry
 from .errors import (EntryNotFoundError, IndexCorruptError, LedgerUnavailableError, ProofRangeError, RollbackError,
-                     SignerStateError)
+                     SignerStateError, SigningKeyError)
 from .keys import TrustedKeysFile
 from .merkle import EMPTY_ROOT, Frontier, consistency_plan, fold_range, inclusion_plan, perfect_nodes_of_range
 from .signer import CheckpointMirror, SignedState, SignerStateFile
@@ -275,21 +275,19 @@ class Ledger:
     def inclusion_proof(self, seq: int, tree_size: int | None = None) -> InclusionProof:
         """Return the inclusion proof of entry ``seq`` in the tree of ``tree_size``.
 
-        Without ``tree_size`` the latest checkpoint's size is used when it
-        covers ``seq`` (so the proof checks against a signed root), else the
-        current size.
+        Without ``tree_size`` the proof is against a signed checkpoint that
+        covers ``seq`` (:meth:`checkpoint_covering`), and names it; only where
+        none can be had (no signing key, writes refused) against the current
+        tree, naming none.
 
         Raises:
             ProofRangeError: ``seq`` or ``tree_size`` outside the ledger.
         """
+        checkpoint = self.checkpoint_covering(seq) if tree_size is None else None
         with self.store.read() as conn:
             current = self.store.size(conn)
-            checkpoint = None
             if tree_size is None:
-                checkpoint = self.store.latest_checkpoint(conn)
-                tree_size = checkpoint.tree_size if checkpoint and seq < checkpoint.tree_size else current
-                if checkpoint and checkpoint.tree_size != tree_size:
-                    checkpoint = None
+                tree_size = checkpoint.tree_size if checkpoint else current
             if tree_size > current:
                 raise ProofRangeError(f"tree_size {tree_size} is larger than the ledger ({current} entries)")
             if tree_size < 1:
@@ -302,6 +300,26 @@ class Ledger:
             hashes = self.range_hashes(conn, inclusion_plan(seq, tree_size))
             root = self.root_at(conn, tree_size)
         return InclusionProof(seq, tree_size, leaf, root, hashes, checkpoint)
+
+    def checkpoint_covering(self, seq: int) -> StoredCheckpoint | None:
+        """A signed checkpoint whose tree holds entry ``seq``: the latest, or one signed now.
+
+        Signing on demand is bounded by the writes: a tree size is signed
+        once (:meth:`create_checkpoint` returns the checkpoint that exists),
+        so readers can cause at most one signature per appended entry. None
+        when ``seq`` is not in the ledger, or no checkpoint can be signed (no
+        signing key, or the signer refuses this database).
+        """
+        latest = self.latest_checkpoint()
+        if latest is not None and latest.tree_size > seq:
+            return latest
+        if not 0 <= seq < self.size():
+            return None
+        try:
+            return self.create_checkpoint()
+        except (SigningKeyError, RollbackError, SignerStateError) as e:
+            log.warning("no checkpoint covers entry %d and none can be signed: %s", seq, e)
+            return None
 
     def consistency_proof(self, first: int, second: int | None = None) -> ConsistencyProof:
         """Return the proof that the tree of size ``first`` is a prefix of ``second``.

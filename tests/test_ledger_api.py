@@ -322,9 +322,10 @@ def test_inclusion_proofs_verify_for_many_seqs_and_sizes(app, client, fill, audi
                 with pytest.raises(ProofVerificationError, match="root mismatch"):
                     verify_inclusion(seq, tree_size, leaves[seq], bad, root)
     assert checked > 40
-    # Without tree_size and without a checkpoint: the current tree.
+    # Without tree_size: against a checkpoint of the current tree, signed for it.
     current = client.get(f"{BASE}/proofs/inclusion?seq=5").get_json()
     assert current["tree_size"] == size and current["root_hash"] == mth(leaves).hex()
+    assert current["checkpoint"]["tree_size"] == size
 
 
 def test_inclusion_without_tree_size_uses_the_latest_checkpoint(app, client, fill, admin, auditor):
@@ -337,11 +338,20 @@ def test_inclusion_without_tree_size_uses_the_latest_checkpoint(app, client, fil
     assert covered["checkpoint"] == checkpoint
     verify_inclusion(2, covered["tree_size"], leaves[2], [bytes.fromhex(h) for h in covered["hashes"]],
                      bytes.fromhex(checkpoint["root_hash"]))
+    # An entry no checkpoint covers yet: one is signed for it, once, and named.
     newer = checkpoint["tree_size"] + 1
     uncovered = client.get(f"{BASE}/proofs/inclusion?seq={newer}").get_json()
-    assert uncovered["tree_size"] == len(leaves) and uncovered["checkpoint"] is None
+    signed = uncovered["checkpoint"]
+    assert uncovered["tree_size"] == signed["tree_size"] == len(leaves)
+    assert signed["root_hash"] == uncovered["root_hash"] == mth(leaves).hex()
+    assert client.get(f"{BASE}/checkpoint").get_json() == signed
     verify_inclusion(newer, len(leaves), leaves[newer], [bytes.fromhex(h) for h in uncovered["hashes"]],
-                     mth(leaves))
+                     bytes.fromhex(signed["root_hash"]))
+    again = client.get(f"{BASE}/proofs/inclusion?seq={newer}").get_json()
+    assert again["checkpoint"] == signed  # no second signature for the same tree
+    ledger = app.extensions["ledger"]
+    with ledger.store.read() as conn:
+        assert [c.tree_size for c in ledger.store.checkpoints(conn)] == [checkpoint["tree_size"], len(leaves)]
     # An explicit tree_size equal to a checkpoint's size names that checkpoint.
     explicit = client.get(f"{BASE}/proofs/inclusion?seq=0&tree_size={checkpoint['tree_size']}").get_json()
     assert explicit["checkpoint"] == checkpoint

@@ -20,7 +20,6 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 
 from ledger.entry import utc_timestamp
-from ledger.errors import SigningKeyError
 from ledger.serialize import checkpoint_json, entry_json, inclusion_proof_json
 
 from ..errors import ConflictError, NotFoundError, RollbackDeniedError
@@ -194,22 +193,6 @@ def history(engine, model: str | None = None, environment: str | None = None, li
         return [deployment_json(r) for r in conn.execute(query)]
 
 
-def _checkpoint_covering(ledger, seqs: list[int]):
-    """A signed checkpoint whose tree holds every entry of ``seqs``.
-
-    The latest checkpoint if it covers them, else one signed now (the signer
-    refuses a tree that does not extend what it signed: RollbackError). None
-    only without a signing key, or when there is nothing to prove.
-    """
-    latest = ledger.latest_checkpoint()
-    if not seqs or (latest is not None and latest.tree_size > max(seqs)):
-        return latest
-    try:
-        return ledger.create_checkpoint()
-    except SigningKeyError:
-        return None
-
-
 def _proved(ledger, seq: int, checkpoint) -> dict:
     """The entry with its inclusion proof in the tree of ``checkpoint`` (naming it)."""
     if checkpoint is None:
@@ -242,7 +225,8 @@ def live_at(ledger, model: str, environment: str, at: datetime) -> dict:
         later = conn.execute(sa.select(d).where(
             d.c.model_name == model, d.c.environment == environment, d.c.at > at_ts
         ).order_by(d.c.seq).limit(1)).first()
-    checkpoint = _checkpoint_covering(ledger, [r.seq for r in (live, later) if r is not None])
+    proved = [r.seq for r in (live, later) if r is not None]
+    checkpoint = ledger.checkpoint_covering(max(proved)) if proved else ledger.latest_checkpoint()
     return {
         "model": model, "environment": environment, "at": at_ts,
         "version": live.version if live else None,
