@@ -131,25 +131,34 @@ def _decision_recorded(conn, entry, insert):
                       model=p["model"], version=p["version"], flagged=bool(p["override_id"]))
 
 
-def get_decision(ledger, decision_id: str) -> dict:
-    """Return a recorded decision with its results."""
-    with ledger.store.engine.connect() as conn:
-        row = conn.execute(sa.select(tables.decision).where(
-            tables.decision.c.decision_id == decision_id)).first()
+def decision_row(conn, decision_id: str):
+    """The projection row of a recorded decision.
+
+    Raises:
+        NotFoundError: no decision has that id.
+    """
+    row = conn.execute(sa.select(tables.decision).where(tables.decision.c.decision_id == decision_id)).first()
     if row is None:
         raise NotFoundError(f"no decision {decision_id}")
-    payload = orjson.loads(ledger.entry(row.seq).canonical)["payload"]
+    return row
+
+
+def _recorded(ledger, decision_id: str):
+    """(row, payload of its entry) of a recorded decision."""
+    with ledger.store.engine.connect() as conn:
+        row = decision_row(conn, decision_id)
+    return row, orjson.loads(ledger.entry(row.seq).canonical)["payload"]
+
+
+def get_decision(ledger, decision_id: str) -> dict:
+    """Return a recorded decision with its results."""
+    row, payload = _recorded(ledger, decision_id)
     return {**decision_response(decision_id, row.seq, payload), "deployment_id": row.deployment_id}
 
 
 def replay(ledger, registry, decision_id: str) -> dict:
     """Re-evaluate a recorded decision with its recorded policy set and inputs."""
-    with ledger.store.engine.connect() as conn:
-        row = conn.execute(sa.select(tables.decision).where(
-            tables.decision.c.decision_id == decision_id)).first()
-    if row is None:
-        raise NotFoundError(f"no decision {decision_id}")
-    payload = orjson.loads(ledger.entry(row.seq).canonical)["payload"]
+    row, payload = _recorded(ledger, decision_id)
     context_digest = hashlib.sha256(storable_canonical_bytes(payload["context"])).hexdigest()
     policy_set = registry.by_digest(payload["policy_digest"])
     decision, results, _ = _evaluate(policy_set, payload["context"])

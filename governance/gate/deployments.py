@@ -27,12 +27,17 @@ from ..policy.context import active_override, state_seq
 from ..projections import tables
 from ..projections.projector import AuditFacts, projects
 from ..registry.models import model_subject
-from .decisions import decision_id_of, decision_payload, decision_response
+from .decisions import decision_id_of, decision_payload, decision_response, decision_row
 
 
 def deployment_id_of(seq: int) -> str:
     """The id of the deployment (or rollback) recorded at ``seq``."""
     return f"dp-{seq}"
+
+
+def _deployment_row(conn, deployment_id: str):
+    return conn.execute(sa.select(tables.deployment).where(
+        tables.deployment.c.deployment_id == deployment_id)).first()
 
 
 def _live_row(conn, model: str, environment: str, at: str | None = None):
@@ -50,10 +55,7 @@ def record_deployment(ledger, registry, actor: str, decision_id: str, reason: st
     now_ts = utc_timestamp(now or datetime.now(timezone.utc))
     with ledger.transaction() as writer:
         conn = writer.connection
-        row = conn.execute(sa.select(tables.decision).where(
-            tables.decision.c.decision_id == decision_id)).first()
-        if row is None:
-            raise NotFoundError(f"no decision {decision_id}")
+        row = decision_row(conn, decision_id)
         if row.decision != "allow":
             raise ConflictError(f"decision {decision_id} was a deny: nothing may be deployed from it")
         if row.deployment_id:
@@ -75,8 +77,7 @@ def record_deployment(ledger, registry, actor: str, decision_id: str, reason: st
             "decision_id": decision_id, "model": row.model_name, "version": row.version,
             "environment": row.environment, "previous_version": live.version if live else None,
             "policy_digest": row.policy_digest, "override_id": row.override_id, "reason": reason})
-        stored = conn.execute(sa.select(tables.deployment).where(
-            tables.deployment.c.deployment_id == deployment_id_of(entry.seq))).first()
+        stored = _deployment_row(conn, deployment_id_of(entry.seq))
     return deployment_json(stored)
 
 
@@ -113,8 +114,7 @@ def rollback(ledger, registry, actor: str, deployment_id: str, reason: str, ttl_
     now = now or datetime.now(timezone.utc)
     with ledger.transaction() as writer:
         conn = writer.connection
-        row = conn.execute(sa.select(tables.deployment).where(
-            tables.deployment.c.deployment_id == deployment_id)).first()
+        row = _deployment_row(conn, deployment_id)
         if row is None:
             raise NotFoundError(f"no deployment {deployment_id}")
         live = _live_row(conn, row.model_name, row.environment)
@@ -136,8 +136,7 @@ def rollback(ledger, registry, actor: str, deployment_id: str, reason: str, ttl_
                 "from_version": row.version, "to_version": version, "reason": reason,
                 "decision_id": decision["decision_id"], "policy_digest": payload["policy_digest"],
                 "override_id": payload["override_id"]})
-            stored = conn.execute(sa.select(tables.deployment).where(
-                tables.deployment.c.deployment_id == deployment_id_of(entry.seq))).first()
+            stored = _deployment_row(conn, deployment_id_of(entry.seq))
     if decision["decision"] != "allow":
         failed = [r["rule"] for r in decision["results"]
                   if r["applicable"] and not r["passed"] and r["severity"] == "deny"]
